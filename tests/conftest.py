@@ -1,0 +1,40 @@
+"""Session fixtures: the real servers (Tansu broker, private MariaDB, embedded HBase) on free ports."""
+
+from __future__ import annotations
+
+import pytest
+
+from deploy.services import Broker, HBaseServer, MariaDB, free_port
+
+
+@pytest.fixture(scope="session")
+def services_dir(tmp_path_factory):
+    """One run folder for the session's servers (pid files, logs, data)."""
+    return tmp_path_factory.mktemp("services")
+
+
+@pytest.fixture(scope="session")
+def broker(services_dir):
+    """A Tansu broker; use ``broker.url`` (kafka://...) or ``broker.bootstrap`` (host:port)."""
+    svc = Broker(run_dir=services_dir, port=free_port())
+    svc.start()
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb(services_dir):
+    """A private MariaDB with the project database and app user; ``mariadb.url`` is a MYSQL_URL."""
+    svc = MariaDB(run_dir=services_dir, port=free_port())
+    svc.start()
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="session")
+def hbase_server(services_dir):
+    """The embedded HBase Thrift server on a SQLite file (binary protocol, buffered transport)."""
+    svc = HBaseServer(run_dir=services_dir, port=free_port())
+    svc.start()
+    yield svc
+    svc.stop()

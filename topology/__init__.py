@@ -1,0 +1,1 @@
+"""Faust app: the Storm topology ported to four agents over Kafka."""
