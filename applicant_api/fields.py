@@ -1,0 +1,253 @@
+"""The application record: every field the pipeline keeps, how a raw value is cleaned, and the rules it must pass.
+
+One definition serves the CSV importer, the applicant API, the topology's
+filter agent and the risk model, so a record means the same thing everywhere.
+A cleaned record is a dict of JSON-friendly values:
+
+- ``int`` / ``float`` fields are numbers; ``percent`` fields are numbers in
+  percent (``" 12.39%"`` -> ``12.39``); ``term`` is months (``" 36 months"`` -> 36);
+- ``emp_length`` is whole years 0..10 (``"< 1 year"`` -> 0, ``"10+ years"`` -> 10,
+  ``"n/a"``/empty -> None);
+- ``month`` fields are ``"YYYY-MM"`` (``"Dec-2014"`` -> ``"2014-12"``);
+- text fields are stripped strings or None.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+GRADES = ("A", "B", "C", "D", "E", "F", "G")
+TERMS = (36, 60)
+MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1)}
+MAX_TEXT = 255
+
+
+class FieldError(ValueError):
+    """One field failed cleaning or validation."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "reason": self.reason}
+
+
+class RecordError(ValueError):
+    """A record failed; ``errors`` lists every field error found."""
+
+    def __init__(self, errors: list[FieldError]):
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = errors
+
+    def as_list(self) -> list[dict[str, str]]:
+        return [e.as_dict() for e in self.errors]
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str                 # int, float, percent, term, emp_length, grade, sub_grade, text, month
+    required: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
+    default: Any = None       # used when the raw value is missing or empty
+
+
+# Application-time fields plus the outcome (loan_status, training data only).
+FIELDS: tuple[Field, ...] = (
+    Field("id", "int", required=True, minimum=1),
+    Field("member_id", "int", minimum=1),
+    Field("loan_amnt", "float", required=True, minimum=0, exclusive_minimum=True, maximum=1_000_000),
+    Field("funded_amnt", "float", required=True, minimum=0, maximum=1_000_000),
+    Field("funded_amnt_inv", "float", minimum=0, maximum=1_000_000),
+    Field("term", "term", required=True),
+    Field("int_rate", "percent", required=True, minimum=0, exclusive_minimum=True, maximum=100),
+    Field("installment", "float", minimum=0),
+    Field("grade", "grade", required=True),
+    Field("sub_grade", "sub_grade"),
+    Field("emp_title", "text"),
+    Field("emp_length", "emp_length"),
+    Field("home_ownership", "text"),
+    Field("annual_inc", "float", required=True, minimum=0, exclusive_minimum=True, maximum=1e9),
+    Field("verification_status", "text"),
+    Field("issue_d", "month"),
+    Field("purpose", "text"),
+    Field("addr_state", "text"),
+    Field("dti", "float", required=True, minimum=0, maximum=1000, exclusive_maximum=True),
+    Field("delinq_2yrs", "int", minimum=0),
+    Field("earliest_cr_line", "month"),
+    Field("inq_last_6mths", "int", minimum=0),
+    Field("open_acc", "int", minimum=0),
+    Field("pub_rec", "int", minimum=0),
+    Field("revol_bal", "float", minimum=0),
+    Field("revol_util", "percent", minimum=0, maximum=1000),
+    Field("total_acc", "int", minimum=0),
+    # The original FilterBolt defaulted these three to 0 when empty.
+    Field("bc_open_to_buy", "float", minimum=0, default=0.0),
+    Field("bc_util", "percent", minimum=0, maximum=1000, default=0.0),
+    Field("total_il_high_credit_limit", "float", minimum=0, default=0.0),
+    Field("loan_status", "text"),
+)
+FIELDS_BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
+# The ten numeric inputs of the original SubmitBolt (fund_rate is derived).
+ORIGINAL_MODEL_FIELDS = ("bc_open_to_buy", "total_il_high_credit_limit", "annual_inc", "bc_util",
+                         "dti", "int_rate", "term", "loan_amnt", "fund_rate", "funded_amnt")
+
+_LETTERS = re.compile(r"[A-Za-z]")
+_TERM = re.compile(r"^\s*(\d+)\s*(months?)?\s*$", re.IGNORECASE)
+_EMP_YEARS = re.compile(r"^\s*(<\s*1|\d+)\s*\+?\s*years?\s*$", re.IGNORECASE)
+_MONTH_TEXT = re.compile(r"^\s*([A-Za-z]{3})-(\d{4})\s*$")
+_MONTH_ISO = re.compile(r"^\s*(\d{4})-(\d{2})(?:-\d{2})?\s*$")
+_SUB_GRADE = re.compile(r"^([A-G])([1-5])$")
+
+
+def _is_empty(raw: Any) -> bool:
+    return raw is None or (isinstance(raw, str) and raw.strip() == "")
+
+
+def _number(field: Field, raw: Any, *, integer: bool) -> float | int:
+    if isinstance(raw, bool):
+        raise FieldError(field.name, "must be a number, got a boolean")
+    if isinstance(raw, (int, float)):
+        value = raw
+    elif isinstance(raw, str):
+        text = raw.strip()
+        if field.kind == "percent":
+            text = text.rstrip("%").strip()
+        if _LETTERS.search(text) and text.lower() not in ("nan", "inf", "-inf", "infinity"):
+            raise FieldError(field.name, f"must be a number, got letters in {raw!r}")
+        try:
+            value = float(text.replace(",", ""))
+        except ValueError:
+            raise FieldError(field.name, f"must be a number, got {raw!r}") from None
+    else:
+        raise FieldError(field.name, f"must be a number, got {type(raw).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise FieldError(field.name, "must be a finite number")
+    if integer:
+        if float(value) != int(value):
+            raise FieldError(field.name, f"must be a whole number, got {raw!r}")
+        value = int(value)
+    else:
+        value = float(value)
+    _check_range(field, value)
+    return value
+
+
+def _check_range(field: Field, value: float) -> None:
+    lo, hi = field.minimum, field.maximum
+    if lo is not None and (value <= lo if field.exclusive_minimum else value < lo):
+        raise FieldError(field.name, f"must be {'>' if field.exclusive_minimum else '>='} {lo:g}, got {value:g}")
+    if hi is not None and (value >= hi if field.exclusive_maximum else value > hi):
+        raise FieldError(field.name, f"must be {'<' if field.exclusive_maximum else '<='} {hi:g}, got {value:g}")
+
+
+def clean_value(field: Field, raw: Any) -> Any:
+    """Clean one raw value (CSV text or JSON value) for ``field``; raise FieldError when it is unusable."""
+    if _is_empty(raw):
+        if field.default is not None:
+            return field.default
+        if field.required:
+            raise FieldError(field.name, "is required")
+        return None
+    kind = field.kind
+    if kind in ("int", "float", "percent"):
+        return _number(field, raw, integer=kind == "int")
+    if kind == "term":
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            months = raw
+        elif isinstance(raw, str) and (m := _TERM.match(raw)):
+            months = int(m.group(1))
+        else:
+            raise FieldError(field.name, f"must be 36 or 60 months, got {raw!r}")
+        if months not in TERMS:
+            raise FieldError(field.name, f"must be 36 or 60 months, got {raw!r}")
+        return int(months)
+    if kind == "emp_length":
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            years = raw
+        elif isinstance(raw, str):
+            text = raw.strip()
+            if text.lower() == "n/a":
+                return None
+            m = _EMP_YEARS.match(text)
+            if not m:
+                raise FieldError(field.name, f"must look like '3 years', '< 1 year' or '10+ years', got {raw!r}")
+            years = 0 if m.group(1).startswith("<") else int(m.group(1))
+        else:
+            raise FieldError(field.name, f"must be years, got {type(raw).__name__}")
+        if years != int(years) or not 0 <= years <= 10:
+            raise FieldError(field.name, f"must be 0..10 years, got {raw!r}")
+        return int(min(years, 10))
+    if kind == "grade":
+        if not isinstance(raw, str) or raw.strip().upper() not in GRADES:
+            raise FieldError(field.name, f"must be one of A-G, got {raw!r}")
+        return raw.strip().upper()
+    if kind == "sub_grade":
+        if not isinstance(raw, str) or not _SUB_GRADE.match(raw.strip().upper()):
+            raise FieldError(field.name, f"must be a grade A-G and a digit 1-5, got {raw!r}")
+        return raw.strip().upper()
+    if kind == "month":
+        if not isinstance(raw, str):
+            raise FieldError(field.name, f"must be a month like 'Dec-2014', got {type(raw).__name__}")
+        if m := _MONTH_TEXT.match(raw):
+            month = MONTHS.get(m.group(1).title())
+            year = int(m.group(2))
+        elif m := _MONTH_ISO.match(raw):
+            year, month = int(m.group(1)), int(m.group(2))
+        else:
+            month = None
+        if not month or not 1 <= month <= 12:
+            raise FieldError(field.name, f"must be a month like 'Dec-2014' or '2014-12', got {raw!r}")
+        return f"{year:04d}-{month:02d}"
+    if kind == "text":
+        if not isinstance(raw, (str, int, float)) or isinstance(raw, bool):
+            raise FieldError(field.name, f"must be text, got {type(raw).__name__}")
+        text = str(raw).strip()
+        if len(text) > MAX_TEXT:
+            raise FieldError(field.name, f"must be at most {MAX_TEXT} characters")
+        return text
+    raise AssertionError(f"unknown field kind {kind!r}")
+
+
+def clean_record(raw: Mapping[str, Any], *, fields: Iterable[Field] = FIELDS) -> dict[str, Any]:
+    """Clean and validate a record; unknown keys are dropped. Raise RecordError listing every bad field."""
+    if not isinstance(raw, Mapping):
+        raise RecordError([FieldError("$", f"must be an object, got {type(raw).__name__}")])
+    out: dict[str, Any] = {}
+    errors: list[FieldError] = []
+    for field in fields:
+        try:
+            out[field.name] = clean_value(field, raw.get(field.name))
+        except FieldError as exc:
+            errors.append(exc)
+    if not errors:
+        errors.extend(_cross_checks(out))
+    if errors:
+        raise RecordError(errors)
+    return out
+
+
+def _cross_checks(rec: dict[str, Any]) -> list[FieldError]:
+    errors = []
+    loan, funded = rec.get("loan_amnt"), rec.get("funded_amnt")
+    if loan is not None and funded is not None and funded > loan:
+        errors.append(FieldError("funded_amnt", f"must be <= loan_amnt ({loan:g}), got {funded:g}"))
+    grade, sub = rec.get("grade"), rec.get("sub_grade")
+    if grade and sub and sub[0] != grade:
+        errors.append(FieldError("sub_grade", f"must belong to grade {grade}, got {sub}"))
+    return errors
+
+
+def fund_rate(rec: Mapping[str, Any]) -> float:
+    """funded_amnt / loan_amnt * 100, as the original SubmitBolt computed it."""
+    return float(rec["funded_amnt"]) / float(rec["loan_amnt"]) * 100.0
