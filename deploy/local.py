@@ -1,14 +1,17 @@
-"""The local stack: `python -m deploy.local up | down | status` on 127.0.0.1."""
+"""The local stack: `python -m deploy.local up | down | status | run` on 127.0.0.1."""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from deploy.services import Broker, HBaseServer, MariaDB, Service, ServiceError
+from deploy.services import (Broker, GunicornApp, HBaseServer, MariaDB, PythonProcess, Service,
+                             ServiceError, free_port, run_secret)
 
 logger = logging.getLogger(__name__)
 
@@ -17,6 +20,9 @@ DEFAULT_RUN_DIR = Path(__file__).resolve().parent.parent / ".run"   # CREDIT_RUN
 DEFAULT_BROKER_PORT = 9092                                          # BROKER_PORT
 DEFAULT_MYSQL_PORT = 3307                                           # MYSQL_PORT
 DEFAULT_HBASE_PORT = 9090                                           # HBASE_PORT
+DEFAULT_APPLICANT_API_PORT = 5001                                   # APPLICANT_API_PORT
+DEFAULT_RISK_API_PORT = 5002                                        # RISK_API_PORT
+DEFAULT_WORKERS = 2                                                 # WORKERS (Faust worker processes)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -26,83 +32,187 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise click.UsageError(f"{name} must be a port number, got {raw!r}") from None
+        raise click.UsageError(f"{name} must be a whole number, got {raw!r}") from None
 
 
-def stack(run_dir: Path | None = None) -> list[Service]:
-    """The services of the local stack, in start order."""
-    run_dir = Path(run_dir or os.environ.get("CREDIT_RUN_DIR") or DEFAULT_RUN_DIR)
-    return [
-        Broker(run_dir=run_dir, port=_env_int("BROKER_PORT", DEFAULT_BROKER_PORT)),
-        MariaDB(run_dir=run_dir, port=_env_int("MYSQL_PORT", DEFAULT_MYSQL_PORT)),
-        HBaseServer(run_dir=run_dir, port=_env_int("HBASE_PORT", DEFAULT_HBASE_PORT)),
-    ]
+@dataclass
+class Stack:
+    """Every process of the local stack, in start order, and the environment that points at them."""
+
+    run_dir: Path
+    broker: Broker
+    mariadb: MariaDB
+    hbase: HBaseServer
+    applicant_api: GunicornApp
+    risk_api: GunicornApp
+    producer: PythonProcess
+    workers: list[PythonProcess]
+
+    @property
+    def infrastructure(self) -> list[Service]:
+        return [self.broker, self.mariadb, self.hbase]
+
+    @property
+    def applications(self) -> list[Service]:
+        return [self.applicant_api, self.risk_api, *self.workers, self.producer]
+
+    @property
+    def services(self) -> list[Service]:
+        return self.infrastructure + self.applications
 
 
-def stack_env(services: list[Service]) -> dict[str, str]:
+def pipeline_env(run_dir: Path, broker: Broker, mariadb: MariaDB, hbase: HBaseServer,
+                 applicant_port: int, risk_port: int) -> dict[str, str]:
     """The environment variables that point every component at this stack."""
-    env: dict[str, str] = {}
-    for svc in services:
-        if isinstance(svc, Broker):
-            env["KAFKA_BROKER"] = svc.url
-        elif isinstance(svc, MariaDB):
-            env["MYSQL_URL"] = svc.url
-        elif isinstance(svc, HBaseServer):
-            env["HBASE_HOST"] = svc.host
-            env["HBASE_PORT"] = str(svc.port)
-    return env
+    return {
+        "KAFKA_BROKER": broker.url,
+        "MYSQL_URL": mariadb.url,
+        "HBASE_HOST": hbase.host,
+        "HBASE_PORT": str(hbase.port),
+        "APPLICANT_API_URL": f"http://127.0.0.1:{applicant_port}",
+        "APPLICANT_API_TOKEN": os.environ.get("APPLICANT_API_TOKEN") or run_secret(run_dir, "applicant-api-token"),
+        "RISK_API_URL": f"http://127.0.0.1:{risk_port}",
+        "RISK_API_TOKEN": os.environ.get("RISK_API_TOKEN") or run_secret(run_dir, "risk-api-token"),
+        "PRODUCER_CHECKPOINT": str(run_dir / "producer.checkpoint"),
+    }
 
 
-def up(services: list[Service]) -> None:
-    for svc in services:
+def build_stack(run_dir: Path | None = None, *, workers: int | None = None,
+                ports: dict[str, int] | None = None) -> Stack:
+    """The stack for a run folder; ports come from ``ports``, else the environment, else the defaults."""
+    run_dir = Path(run_dir or os.environ.get("CREDIT_RUN_DIR") or DEFAULT_RUN_DIR)
+    ports = dict(ports or {})
+
+    def port(name: str, default: int) -> int:
+        return ports.get(name) or _env_int(name, default)
+
+    broker = Broker(run_dir=run_dir, port=port("BROKER_PORT", DEFAULT_BROKER_PORT))
+    mariadb = MariaDB(run_dir=run_dir, port=port("MYSQL_PORT", DEFAULT_MYSQL_PORT))
+    hbase = HBaseServer(run_dir=run_dir, port=port("HBASE_PORT", DEFAULT_HBASE_PORT))
+    applicant_port = port("APPLICANT_API_PORT", DEFAULT_APPLICANT_API_PORT)
+    risk_port = port("RISK_API_PORT", DEFAULT_RISK_API_PORT)
+    env = pipeline_env(run_dir, broker, mariadb, hbase, applicant_port, risk_port)
+    n_workers = workers if workers is not None else _env_int("WORKERS", DEFAULT_WORKERS)
+    if n_workers < 1:
+        raise click.UsageError("WORKERS must be at least 1")
+    return Stack(
+        run_dir=run_dir,
+        broker=broker,
+        mariadb=mariadb,
+        hbase=hbase,
+        applicant_api=GunicornApp(name="applicant-api", factory="applicant_api.app:create_app()",
+                                  run_dir=run_dir, port=applicant_port, workers=2, env=env),
+        risk_api=GunicornApp(name="risk-api", factory="risk_api.app:create_app()",
+                             run_dir=run_dir, port=risk_port, workers=1, env=env),
+        producer=PythonProcess(name="producer", args=["-m", "producer"], run_dir=run_dir, env=env),
+        workers=[
+            PythonProcess(name=f"worker-{i}", run_dir=run_dir, env={**env, "FAUST_WORKER_INDEX": str(i)},
+                          args=["-m", "faust", "-A", "topology.app", "worker", "-l", "info",
+                                "--web-port", str(port(f"WORKER_{i}_WEB_PORT", 6066 + i)),
+                                "--web-host", "127.0.0.1"])
+            for i in range(1, n_workers + 1)
+        ],
+    )
+
+
+def init_database(stack: Stack) -> None:
+    from applicant_api.db import connect
+    from applicant_api.schema import init_db
+
+    conn = connect(stack.mariadb.url)
+    try:
+        init_db(conn)
+    finally:
+        conn.close()
+
+
+def up(stack: Stack, services: list[Service] | None = None) -> None:
+    """Start each service unless it runs already; wait until each answers a real request."""
+    for svc in services if services is not None else stack.services:
         started = svc.start()
+        if svc is stack.mariadb:
+            init_database(stack)
         click.echo(f"{svc.name}: {'started' if started else 'already running'}", err=True)
 
 
-def down(services: list[Service]) -> None:
-    for svc in reversed(services):
+def down(stack: Stack) -> None:
+    """Stop exactly the processes the pid files name, last started first."""
+    for svc in reversed(stack.services):
         stopped = svc.stop()
-        click.echo(f"{svc.name}: {'stopped' if stopped else 'was not running'}", err=True)
+        if stopped:
+            click.echo(f"{svc.name}: stopped", err=True)
 
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
 def cli(verbose: bool) -> None:
-    """Run the credit-risk pipeline's local stack on 127.0.0.1."""
+    """Run the credit-risk pipeline's local stack on 127.0.0.1 (ports and run folder from the environment)."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 @cli.command("up")
-def up_cmd() -> None:
+@click.option("--infra-only", is_flag=True, help="Only the broker, MariaDB and the HBase server.")
+def up_cmd(infra_only: bool) -> None:
     """Start every service (idempotent) and wait until each answers."""
-    services = stack()
+    stack = build_stack()
     try:
-        up(services)
+        up(stack, stack.infrastructure if infra_only else None)
     except ServiceError as exc:
         raise click.ClickException(str(exc)) from None
-    for line in (svc.status() for svc in services):
-        click.echo(line)
+    for svc in stack.services:
+        click.echo(svc.status())
 
 
 @cli.command("down")
 def down_cmd() -> None:
     """Stop exactly the processes `up` started, and wait for them."""
-    down(stack())
+    down(build_stack())
 
 
 @cli.command("status")
 def status_cmd() -> None:
     """One line per service."""
-    for svc in stack():
+    for svc in build_stack().services:
         click.echo(svc.status())
 
 
 @cli.command("env")
 def env_cmd() -> None:
-    """Print the environment variables that point components at the stack (for `eval`)."""
-    for key, value in stack_env(stack()).items():
+    """Print the variables that point components at the stack: eval "$(python -m deploy.local env)"."""
+    stack = build_stack()
+    for key, value in stack.producer.extra_env.items():
         click.echo(f"export {key}={value}")
+
+
+@cli.command("run")
+@click.option("--applicants", default=20_000, show_default=True, type=click.IntRange(1),
+              help="How many synthetic applicants to generate and push through the pipeline.")
+@click.option("--dirty", default=0.02, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of dirty records injected into the synthetic file.")
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--keep-running", is_flag=True, help="Leave the whole stack up afterwards.")
+@click.option("--timeout", default=900.0, show_default=True, type=float,
+              help="Give up when no applicant was accounted for during this many seconds.")
+def run_cmd(applicants: int, dirty: float, seed: int, keep_running: bool, timeout: float) -> None:
+    """The main job: the whole pipeline on the local stack, from a clean slate, ending in a JSON summary."""
+    from deploy.job import run_job
+
+    stack = build_stack()
+    try:
+        summary = run_job(stack, applicants=applicants, dirty=dirty, seed=seed,
+                          keep_running=keep_running, stall_timeout=timeout)
+    except ServiceError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("interrupted: stopping everything this job started", err=True)
+        down(stack)
+        sys.exit(130)
+    import orjson
+
+    click.echo(orjson.dumps(summary).decode())
+    if not summary.get("reconciled"):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -77,8 +77,8 @@ class Service:
 
     name = "service"
 
-    def __init__(self, *, run_dir: str | os.PathLike, port: int, host: str = DEFAULT_HOST):
-        if not isinstance(port, int) or not 0 < port < 65536:
+    def __init__(self, *, run_dir: str | os.PathLike, port: int | None, host: str = DEFAULT_HOST):
+        if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
             raise ValueError(f"{self.name}: port must be an int in 1..65535, got {port!r}")
         self.run_dir = Path(run_dir)
         self.host = host
@@ -127,6 +127,8 @@ class Service:
         return self.pid() is not None
 
     def answers(self) -> bool:
+        if self.port is None:  # a worker process: alive is all it can show
+            return self.is_running()
         if not port_open(self.host, self.port):
             return False
         try:
@@ -143,7 +145,7 @@ class Service:
         if self.is_running():
             self.wait_ready(timeout)
             return False
-        if port_open(self.host, self.port):
+        if self.port is not None and port_open(self.host, self.port):
             raise ServiceError(
                 f"{self.name}: port {self.host}:{self.port} is already taken by another process"
             )
@@ -234,7 +236,8 @@ class Service:
         else:
             state = "not answering"
         pid_txt = f"pid {pid}" if pid else "no pid"
-        return f"{self.name:<14} {state:<14} {self.host}:{self.port:<6} {pid_txt}"
+        where = f"{self.host}:{self.port}" if self.port else "-"
+        return f"{self.name:<16} {state:<14} {where:<22} {pid_txt}"
 
     def tail_log(self, lines: int = 20) -> str:
         try:
@@ -448,3 +451,90 @@ def _current_user() -> str:
     import pwd
 
     return pwd.getpwuid(os.getuid()).pw_name
+
+
+def run_secret(run_dir: str | os.PathLike, name: str) -> str:
+    """A random secret kept in the run folder (0600), made on first use; never in the repo."""
+    path = Path(run_dir) / f"{name}.secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
+def _project_env(extra: dict[str, str] | None) -> dict[str, str]:
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+class GunicornApp(Service):
+    """A Flask app factory served by gunicorn; ready when GET /health answers 200."""
+
+    def __init__(self, *, name: str, factory: str, run_dir, port, host=DEFAULT_HOST,
+                 workers: int = 1, threads: int = 4, env: dict[str, str] | None = None):
+        super().__init__(run_dir=run_dir, port=port, host=host)
+        self.name = name
+        self.factory = factory
+        self.workers = workers
+        self.threads = threads
+        self.extra_env = dict(env or {})
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def signature(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "gunicorn", "--bind", f"{self.host}:{self.port}",
+                "--workers", str(self.workers), "--threads", str(self.threads),
+                "--graceful-timeout", "5", "--access-logfile", "-", "--log-level", "warning",
+                self.factory]
+
+    def env(self) -> dict[str, str]:
+        return _project_env(self.extra_env)
+
+    def probe(self) -> None:
+        import requests
+
+        resp = requests.get(f"{self.url}/health", timeout=3)
+        if resp.status_code != 200:
+            raise ServiceError(f"{self.name} /health answered {resp.status_code}: {resp.text[:200]}")
+
+
+class PythonProcess(Service):
+    """A long-running Python module (producer, Faust worker) with no port: ready while alive."""
+
+    def __init__(self, *, name: str, args: list[str], run_dir, env: dict[str, str] | None = None):
+        super().__init__(run_dir=run_dir, port=None)
+        self.name = name
+        self.args = list(args)
+        self.extra_env = dict(env or {})
+
+    @property
+    def signature(self) -> str:
+        return " ".join(self.args)
+
+    def command(self) -> list[str]:
+        return [sys.executable, *self.args]
+
+    def env(self) -> dict[str, str]:
+        return _project_env(self.extra_env)
+
+    def wait_ready(self, timeout: float, proc: subprocess.Popen | None = None) -> None:
+        time.sleep(0.3)  # a crash on import shows within this
+        if proc is not None and proc.poll() is not None:
+            raise ServiceError(f"{self.name} exited with code {proc.returncode}; last log lines:\n{self.tail_log()}")
+        if not self.is_running():
+            raise ServiceError(f"{self.name} is not running; last log lines:\n{self.tail_log()}")

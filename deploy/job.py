@@ -1,0 +1,119 @@
+"""The main job: generate, import, publish, decide and save N applicants on the local stack, then reconcile."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import click
+
+from deploy.local import Stack, down, init_database, up
+from deploy.tally import OutcomeTally
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_IMPORT_BATCH = 2_000
+
+
+def reset_state(stack: Stack) -> None:
+    """Start from a clean slate: no HBase rows, no producer checkpoint (the broker keeps nothing on restart)."""
+    for path in (Path(stack.hbase.db), stack.run_dir / "producer.checkpoint"):
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def recreate_table(stack: Stack) -> None:
+    from applicant_api.db import connect
+    from applicant_api.schema import TABLE
+
+    conn = connect(stack.mariadb.url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS `{TABLE}`")
+        conn.commit()
+    finally:
+        conn.close()
+    init_database(stack)
+
+
+def synthetic_file(stack: Stack, applicants: int, seed: int, dirty: float) -> Path:
+    from applicant_api.synthetic import generate
+
+    data_dir = stack.run_dir / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / f"synthetic-{applicants}-s{seed}-d{dirty:g}.csv.gz"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp.gz")
+        generate(tmp, rows=applicants, seed=seed, dirty=dirty)
+        tmp.replace(path)
+    return path
+
+
+def hbase_row_count(stack: Stack) -> int:
+    from hbase_helper.writer import count_rows
+
+    return count_rows(host=stack.hbase.host, port=stack.hbase.port)
+
+
+def run_job(stack: Stack, *, applicants: int, dirty: float, seed: int, keep_running: bool,
+            stall_timeout: float) -> dict:
+    from applicant_api.importer import import_file
+
+    click.echo("stopping any earlier run and starting from a clean slate", err=True)
+    down(stack)
+    reset_state(stack)
+    finished = False
+    try:
+        up(stack, stack.infrastructure)
+        recreate_table(stack)
+
+        path = synthetic_file(stack, applicants, seed, dirty)
+        click.echo(f"importing {path.name}", err=True)
+        started = time.monotonic()
+        report = import_file(path, url=stack.mariadb.url, batch_size=DEFAULT_IMPORT_BATCH, source="synthetic")
+        imported = report.imported
+        invalid = report.skipped
+
+        with OutcomeTally(stack.broker.bootstrap) as tally:
+            up(stack, stack.applications)
+            tally.wait_for(imported, stall_timeout=stall_timeout,
+                           on_stall=lambda: _explain_stall(stack))
+            seconds = time.monotonic() - started
+            outcome = tally.snapshot()
+
+        hbase_rows = hbase_row_count(stack)
+        decided = outcome["approved"] + outcome["declined_model"] + outcome["declined_policy"]
+        summary = {
+            "applicants": applicants,
+            "invalid": invalid,
+            "declined_policy": outcome["declined_policy"],
+            "approved": outcome["approved"],
+            "declined_model": outcome["declined_model"],
+            "hbase_rows": hbase_rows,
+            "dlq": outcome["dlq"],
+            "decisions": outcome["decisions"],
+            "seconds": round(seconds, 2),
+            "per_second": round(imported / seconds, 1) if seconds else None,
+        }
+        summary["reconciled"] = (
+            applicants == invalid + imported
+            and imported == hbase_rows + outcome["dlq"]
+            and hbase_rows == decided == outcome["decisions"]
+            and not outcome["both"]
+        )
+        finished = True
+        return summary
+    finally:
+        if not (keep_running and finished):
+            down(stack)
+        else:
+            click.echo("--keep-running: the stack stays up; stop it with `python -m deploy.local down`", err=True)
+
+
+def _explain_stall(stack: Stack) -> str:
+    lines = [svc.status() for svc in stack.services]
+    for svc in stack.applications:
+        lines.append(f"--- {svc.name} log tail ---\n{svc.tail_log(8)}")
+    return "\n".join(lines)
+
