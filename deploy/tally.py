@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_DECISIONS_TOPIC = "decisions"      # DECISIONS_TOPIC
 DEFAULT_DLQ_TOPIC = "applicants.dlq"       # DLQ_TOPIC
+PLAIN_PROGRESS_EVERY = 5.0                 # seconds between progress lines when stderr is not a terminal
 
 
 class OutcomeTally:
@@ -113,7 +114,9 @@ class OutcomeTally:
         from tqdm import tqdm
 
         last, last_change = 0, time.monotonic()
-        with tqdm(total=expected, unit="applicant", desc="decided", file=None, dynamic_ncols=True,
+        last_line = 0.0
+        # A live bar on a terminal; a line every few seconds in logs and CI.
+        with tqdm(total=expected, unit="applicant", desc="decided", dynamic_ncols=True,
                   disable=None) as bar:
             while True:
                 if self._error is not None:
@@ -122,6 +125,9 @@ class OutcomeTally:
                 if done != last:
                     bar.update(done - last)
                     last, last_change = done, time.monotonic()
+                if bar.disable and time.monotonic() - last_line >= PLAIN_PROGRESS_EVERY:
+                    click.echo(f"progress: {done}/{expected} applicants accounted for", err=True)
+                    last_line = time.monotonic()
                 if done >= expected:
                     return
                 if time.monotonic() - last_change > stall_timeout:
