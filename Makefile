@@ -24,7 +24,7 @@ test: setup
 	$(PY) -m pytest -q
 
 bench: setup
-	$(PY) -m bench $(if $(QUICK),--quick,)
+	$(PY) -m bench --update-readme $(if $(QUICK),--quick,)
 
 clean: down
 	rm -rf .run
