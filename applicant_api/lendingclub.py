@@ -24,6 +24,7 @@ import csv
 import gzip
 import io
 import logging
+import operator
 import os
 import sys
 import zipfile
@@ -81,10 +82,16 @@ class LoanStatsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """A data row: its first physical line number (1-based) and its fields by header name."""
+    """A data row: its first physical line number (1-based) and its field texts in header order."""
 
     line_no: int
-    raw: dict[str, str]
+    values: list[str]
+    header: tuple[str, ...]
+
+    @property
+    def raw(self) -> dict[str, str]:
+        """The fields by header name."""
+        return dict(zip(self.header, self.values))
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +196,7 @@ class LoanStatsReader:
             line_no = prev_end + 1
             prev_end = reader.line_num
             if len(row) == width:
-                yield Row(line_no, dict(zip(header, row)))
+                yield Row(line_no, row, header)
                 continue
             if not row or not any(c.strip() for c in row):
                 yield Skip(line_no, BLANK, "blank line")
@@ -216,7 +223,7 @@ class LoanStatsReader:
 
 
 def read_loanstats(path: str | os.PathLike) -> Iterator[Row | Skip]:
-    """Yield Row (data) and Skip (everything else after... and before the header) items, streaming."""
+    """Yield a Row for every data row and a Skip for every other line, in file order, streaming."""
     with LoanStatsReader(path) as reader:
         yield from reader
 
@@ -238,18 +245,35 @@ class RecordCleaner:
         self._caches: list[dict[Any, tuple[bool, Any]]] = [{} for _ in self.fields]
 
     def __call__(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Clean a record given as a dict of raw values (raises RecordError like fields.clean_record)."""
+        return self._clean([raw.get(f.name) for f in self.fields])
+
+    def getter(self, header: tuple[str, ...]) -> Callable[[list[str]], list[Any]]:
+        """A function picking this cleaner's raw values out of a row of `header` (absent columns read None)."""
+        index = {name: i for i, name in enumerate(header)}
+        if all(f.name in index for f in self.fields):
+            pick = operator.itemgetter(*(index[f.name] for f in self.fields))
+            return lambda values: pick(values)
+        positions = [index.get(f.name) for f in self.fields]
+        return lambda values: [None if i is None else values[i] for i in positions]
+
+    def clean_values(self, raws) -> dict[str, Any]:
+        """Clean raw values given in the order of ``self.fields`` (see getter())."""
+        return self._clean(raws)
+
+    def _clean(self, raws) -> dict[str, Any]:
         out: dict[str, Any] = {}
         errors: list[FieldError] = []
         limit = self.cache_size
-        for field, cache in zip(self.fields, self._caches):
-            value = raw.get(field.name)
-            hit = cache.get(value)
+        for field, cache, value in zip(self.fields, self._caches, raws):
+            cacheable = value is None or type(value) is str
+            hit = cache.get(value) if cacheable else None
             if hit is None:
                 try:
                     hit = (True, fields.clean_value(field, value))
                 except FieldError as exc:
                     hit = (False, exc)
-                if len(cache) < limit and (value is None or isinstance(value, str)):
+                if cacheable and len(cache) < limit:
                     cache[value] = hit
             if hit[0]:
                 out[field.name] = hit[1]
@@ -275,12 +299,14 @@ def iter_records(path: str | os.PathLike, *, on_skip: Callable[[Skip], None] | N
     and summary lines carry no loan and go only to ``on_skip`` (if given).
     Every record has a ``true_pd`` key (None unless the file has that column).
     """
-    clean = RecordCleaner()
+    cleaner = RecordCleaner()
     with LoanStatsReader(path) as reader:
+        pick = cleaner.getter(reader.header)
+        clean = cleaner.clean_values
         for item in reader:
             if type(item) is Row:
                 try:
-                    yield item.line_no, clean(item.raw), None
+                    yield item.line_no, clean(pick(item.values)), None
                 except RecordError as exc:
                     yield item.line_no, None, exc
             elif item.kind == MALFORMED:

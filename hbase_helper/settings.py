@@ -60,8 +60,10 @@ class HBaseSettings:
             raise ValueError(f"HBASE_TIMEOUT_MS must be >= 1, got {self.timeout_ms}")
         if not isinstance(self.table_prefix, str):
             raise TypeError(f"HBASE_TABLE_PREFIX must be a string, got {self.table_prefix!r}")
-        if self.table_prefix and not all(c.isalnum() or c in "_-." for c in self.table_prefix):
-            raise ValueError(f"HBASE_TABLE_PREFIX may hold letters, digits, '_', '-', '.', got {self.table_prefix!r}")
+        if self.table_prefix and (self.table_prefix[0] in "-." or not all(
+                c.isascii() and (c.isalnum() or c in "_-.") for c in self.table_prefix)):
+            raise ValueError("HBASE_TABLE_PREFIX may hold ASCII letters, digits, '_', '-', '.' (not first), "
+                             f"got {self.table_prefix!r}")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"HBASE_PROTOCOL must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
         if self.transport not in TRANSPORTS:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from itertools import chain
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -145,6 +146,8 @@ def _reason(name: str, value: Any, fallback: str) -> str:
         appfields.clean_value(appfields.FIELDS_BY_NAME[name], value)
     except appfields.FieldError as exc:
         return exc.reason
+    except (OverflowError, ValueError, TypeError):   # e.g. an integer beyond float range
+        pass
     return fallback
 
 
@@ -153,69 +156,110 @@ def _error(errors: dict, row: int, name: str, value: Any, fallback: str) -> None
         errors[row] = {"field": name, "reason": _reason(name, value, fallback)}
 
 
-def _rows(records: Sequence[Any], errors: dict) -> list[tuple]:
+_NUM_GETTER = itemgetter(*NUMBER_SOURCES)
+_OTHER_SOURCES = MONTH_SOURCES + TEXT_SOURCES
+_OTHER_GETTER = itemgetter(*_OTHER_SOURCES)
+
+
+def _rows(records: Sequence[Any], errors: dict) -> tuple[list[tuple], list[tuple]]:
+    """(numeric tuples, month+text tuples) per record; the fast path needs dicts holding every source key."""
     try:
-        return [_GETTER(r) for r in records]
+        return list(map(_NUM_GETTER, records)), list(map(_OTHER_GETTER, records))
     except (KeyError, TypeError):
         pass
-    rows = []
+    nums, others = [], []
     for i, r in enumerate(records):
         if isinstance(r, Mapping):
-            rows.append(tuple(r.get(k) for k in SOURCES))
+            nums.append(tuple(r.get(k) for k in NUMBER_SOURCES))
+            others.append(tuple(r.get(k) for k in _OTHER_SOURCES))
         else:
             errors.setdefault(i, {"field": "$", "reason": f"must be an object, got {type(r).__name__}"})
-            rows.append((None,) * len(SOURCES))
-    return rows
+            nums.append((None,) * len(NUMBER_SOURCES))
+            others.append((None,) * len(_OTHER_SOURCES))
+    return nums, others
+
+
+def _number_block(nums: list[tuple], errors: dict) -> tuple[np.ndarray, dict[str, tuple] | None]:
+    """The numeric sources as a (k, n) float matrix (one contiguous row per source), NaN where missing or unusable (those get an error)."""
+    types = set(map(type, chain.from_iterable(nums)))
+    if types <= _OK_NUMBER:
+        try:
+            flat = np.fromiter(chain.from_iterable(nums), dtype=np.float64, count=len(nums) * len(NUMBER_SOURCES))
+            return flat.reshape(len(nums), len(NUMBER_SOURCES)).T.copy(), None
+        except OverflowError:
+            pass
+    cols = dict(zip(NUMBER_SOURCES, zip(*nums))) if nums else {k: () for k in NUMBER_SOURCES}
+    block = np.empty((len(NUMBER_SOURCES), len(nums)), dtype=np.float64)
+    for j, name in enumerate(NUMBER_SOURCES):
+        col = cols[name]
+        if set(map(type, col)) <= _OK_NUMBER:
+            try:
+                block[j] = col
+                continue
+            except OverflowError:
+                pass
+        block[j] = _number_column(name, col, errors)
+    return block, cols
 
 
 def _number_column(name: str, col: tuple, errors: dict) -> np.ndarray:
-    types = set(map(type, col))
-    if types <= _OK_NUMBER:
-        try:
-            return np.array(col, dtype=np.float64)
-        except OverflowError:
-            pass
-    elif not types <= _OK_NUMBER_OR_NONE:
-        for i, v in enumerate(col):
-            if v is not None and type(v) not in _OK_NUMBER:
-                _error(errors, i, name, v, f"must be a number, got {type(v).__name__}")
-    out = np.empty(len(col), dtype=np.float64)
-    for i, v in enumerate(col):
-        if v is None or type(v) not in _OK_NUMBER:
-            out[i] = math.nan
-        else:
-            try:
-                out[i] = v
-            except OverflowError:
-                out[i] = math.inf
-    return out
-
-
-def _month_column(name: str, col: tuple, errors: dict) -> np.ndarray:
+    """One numeric source as floats: NaN for None, and for a wrong type (which also records an error)."""
     out = np.empty(len(col), dtype=np.float64)
     for i, v in enumerate(col):
         if v is None:
             out[i] = math.nan
-            continue
-        if type(v) is str and len(v) == 7 and v[4] == "-" and v[:4].isdigit() and v[5:].isdigit() \
-                and 1 <= int(v[5:]) <= 12:
-            out[i] = int(v[:4]) * 12 + int(v[5:]) - 1
-        else:
+        elif type(v) not in _OK_NUMBER:
             out[i] = math.nan
+            _error(errors, i, name, v, f"must be a number, got {type(v).__name__}")
+        else:
+            try:
+                out[i] = v
+            except OverflowError:                # an integer beyond float range
+                out[i] = math.inf
+    return out
+
+
+def _month_index(v: Any) -> float | None:
+    if type(v) is str and len(v) == 7 and v[4] == "-" and v[:4].isdigit() and v[5:].isdigit() \
+            and 1 <= int(v[5:]) <= 12:
+        return float(int(v[:4]) * 12 + int(v[5:]) - 1)
+    return None
+
+
+def _month_column(name: str, col: tuple, errors: dict) -> np.ndarray:
+    try:
+        index = {v: _month_index(v) for v in set(col)}
+    except TypeError:                            # an unhashable value (a JSON list or object)
+        index = None
+    if index is not None and None not in index.values():
+        return np.array(list(map(index.__getitem__, col)), dtype=np.float64)
+    out = np.empty(len(col), dtype=np.float64)
+    for i, v in enumerate(col):
+        m = None if v is None else _month_index(v)
+        out[i] = math.nan if m is None else m
+        if v is not None and m is None:
             _error(errors, i, name, v, "must be a month 'YYYY-MM'")
     return out
 
 
+def _level_code(feature: CategoricalFeature, v: Any) -> float:
+    if type(v) is not str:
+        return float(len(feature.levels) - 1)
+    return float(_LEVEL_CODES[feature.name].get(v.strip().lower().replace(" ", "_"), len(feature.levels) - 1))
+
+
 def _level_column(feature: CategoricalFeature, col: tuple, errors: dict) -> np.ndarray:
-    codes = _LEVEL_CODES[feature.name]
-    other = float(len(feature.levels) - 1)
-    if not set(map(type, col)) <= _OK_TEXT_OR_NONE:
+    try:
+        uniq = set(col)
+    except TypeError:                            # an unhashable value (a JSON list or object)
+        uniq = None
+    if uniq is None or not set(map(type, uniq)) <= _OK_TEXT_OR_NONE:
         for i, v in enumerate(col):
             if v is not None and type(v) is not str:
                 _error(errors, i, feature.source, v, f"must be text, got {type(v).__name__}")
-    get = codes.get
-    return np.array([other if type(v) is not str else get(v.strip().lower().replace(" ", "_"), other)
-                     for v in col], dtype=np.float64)
+        return np.array([_level_code(feature, v) for v in col], dtype=np.float64)
+    index = {v: _level_code(feature, v) for v in uniq}
+    return np.array(list(map(index.__getitem__, col)), dtype=np.float64)
 
 
 def extract(records: Sequence[Mapping[str, Any]]) -> Batch:
@@ -224,14 +268,19 @@ def extract(records: Sequence[Mapping[str, Any]]) -> Batch:
         raise TypeError(f"records must be a sequence of mappings, got {type(records).__name__}")
     n = len(records)
     errors: dict[int, dict[str, str]] = {}
-    rows = _rows(records, errors)
-    cols = dict(zip(SOURCES, zip(*rows))) if n else {k: () for k in SOURCES}
-    raw: dict[str, np.ndarray] = {}
-    for name in NUMBER_SOURCES:
-        raw[name] = _number_column(name, cols[name], errors)
+    nums, others = _rows(records, errors)
+    block, _ = _number_block(nums, errors)
+    cols = dict(zip(_OTHER_SOURCES, zip(*others))) if n else {k: () for k in _OTHER_SOURCES}
+    raw: dict[str, np.ndarray] = {name: block[j] for j, name in enumerate(NUMBER_SOURCES)}
     for name in MONTH_SOURCES:
         raw[name] = _month_column(name, cols[name], errors)
-    _validate_numbers(raw, cols, errors)
+
+    def value(name: str, i: int) -> Any:
+        if name in cols:
+            return cols[name][i]
+        return nums[i][NUMBER_SOURCES.index(name)]
+
+    _validate_numbers(raw, value, errors)
     matrix = np.empty((n, len(FEATURE_NAMES)), dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         for j, feat in enumerate(NUMERIC):
@@ -244,27 +293,26 @@ def extract(records: Sequence[Mapping[str, Any]]) -> Batch:
                                     len(feat.levels) - 1)
         else:
             matrix[:, j] = _level_column(feat, cols[feat.source], errors)
-    grades = cols["grade"]
     for i in np.flatnonzero(matrix[:, N_NUMERIC] == len(appfields.GRADES)):
-        _error(errors, int(i), "grade", grades[i], "must be one of A-G")
+        _error(errors, int(i), "grade", cols["grade"][i], "must be one of A-G")
     return Batch(matrix, errors)
 
 
-def _validate_numbers(raw: dict[str, np.ndarray], cols: dict[str, tuple], errors: dict) -> None:
-    """Vectorised required / finite / range checks; reasons come from the record definition."""
+_INTEGER_SOURCES = ("delinq_2yrs", "inq_last_6mths", "open_acc", "pub_rec", "total_acc")
+
+
+def _validate_numbers(raw: dict[str, np.ndarray], value: Callable[[str, int], Any], errors: dict) -> None:
+    """Vectorised required / finite / range checks; the reasons come from the record definition."""
     for name in NUMBER_SOURCES + MONTH_SOURCES:
         x = raw[name]
         field = appfields.FIELDS_BY_NAME[name]
         missing = np.isnan(x)
-        bad = ~np.isfinite(x) & ~missing
-        # A NaN that came from a JSON NaN (not None) is an error, not a missing value.
+        bad = np.isinf(x)
         if missing.any():
-            col = cols[name]
             for i in np.flatnonzero(missing):
-                v = col[i]
-                if v is not None and type(v) in _OK_NUMBER:
-                    bad[i] = True
-                elif v is None and name in REQUIRED_SOURCES:
+                v = value(name, i)
+                # NaN from a JSON NaN is an error; None is a missing value, allowed for optional inputs only.
+                if (v is not None and type(v) in _OK_NUMBER) or (v is None and name in REQUIRED_SOURCES):
                     bad[i] = True
         with np.errstate(invalid="ignore"):
             if field.minimum is not None:
@@ -273,15 +321,13 @@ def _validate_numbers(raw: dict[str, np.ndarray], cols: dict[str, tuple], errors
                 bad |= (x >= field.maximum) if field.exclusive_maximum else (x > field.maximum)
             if name == "term":
                 bad |= ~missing & (x != 36) & (x != 60)
-            if name == "emp_length":
+            elif name == "emp_length":
                 bad |= ~missing & ((x != np.floor(x)) | (x < 0) | (x > 10))
-            if name in ("delinq_2yrs", "inq_last_6mths", "open_acc", "pub_rec", "total_acc"):
+            elif name in _INTEGER_SOURCES:
                 bad |= ~missing & (x != np.floor(x))
-        if bad.any():
-            col = cols[name]
-            for i in np.flatnonzero(bad):
-                v = col[i]
-                _error(errors, int(i), name, v, "must be a finite number" if v is not None else "is required")
+        for i in np.flatnonzero(bad):
+            v = value(name, i)
+            _error(errors, int(i), name, v, "must be a finite number" if v is not None else "is required")
     with np.errstate(invalid="ignore"):
         over = raw["funded_amnt"] > raw["loan_amnt"]
     for i in np.flatnonzero(over):

@@ -1,0 +1,150 @@
+"""Batched, idempotent writes of decisions to HBase (main rows plus time-index rows), and read-backs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Any, Iterable, Mapping
+
+import happybase
+
+from hbase_helper import layout
+from hbase_helper.pool import get_pool
+from hbase_helper.settings import HBaseSettings
+
+logger = logging.getLogger(__name__)
+
+# happybase's batch_size counts cells; a decision is 4 main cells + 2 index cells, so the
+# default sends one mutateRows per table for calls of up to 12,500 decisions.
+DEFAULT_BATCH_CELLS = 50_000
+COUNT_FILTER = "FirstKeyOnlyFilter() AND KeyOnlyFilter()"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def encode_decisions(decisions: Iterable[Mapping[str, Any]], saved_at: int
+                     ) -> tuple[list[tuple[bytes, dict]], list[tuple[bytes, dict]]]:
+    """Validate every decision, then encode (main rows, index rows); a repeated id keeps its last version.
+
+    Raises DecisionError (a ValueError) before anything is written when one decision breaks the contract.
+    """
+    latest: dict[int, Mapping[str, Any]] = {}
+    for decision in decisions:
+        latest[layout.validate_decision(decision)] = decision
+    main = [layout.encode_main_row(d, saved_at) for d in latest.values()]
+    index = [layout.encode_index_row(d) for d in latest.values()]
+    return main, index
+
+
+def write_rows(connection: happybase.Connection, main_rows, index_rows, *,
+               batch_cells: int = DEFAULT_BATCH_CELLS) -> None:
+    """Send main rows, then index rows (a reader never finds an index row before its main row)."""
+    for table_name, rows in ((layout.MAIN_TABLE, main_rows), (layout.INDEX_TABLE, index_rows)):
+        if not rows:
+            continue
+        table = connection.table(table_name)
+        with table.batch(batch_size=batch_cells) as batch:
+            for key, cells in rows:
+                batch.put(key, cells)
+
+
+def _with_connection(connection, overrides: dict, fn):
+    if connection is not None:
+        if overrides:
+            raise TypeError("pass a connection or HBase settings, not both")
+        return fn(connection)
+    from hbase_helper.pool import connect
+
+    with connect(HBaseSettings.from_env(**overrides)) as conn:
+        return fn(conn)
+
+
+def count_rows(connection: happybase.Connection | None = None, table: str = layout.MAIN_TABLE, *,
+               batch_size: int = 5000, **settings: Any) -> int:
+    """Rows in a table: a full scan returning keys only (FirstKeyOnlyFilter + KeyOnlyFilter).
+
+    Uses ``connection``, or opens one from the environment with HBaseSettings
+    overrides (``count_rows(host=..., port=...)``).
+    """
+    if table not in layout.FAMILIES:
+        raise ValueError(f"table must be one of {', '.join(layout.FAMILIES)}, got {table!r}")
+
+    def count(conn) -> int:
+        return sum(1 for _ in conn.table(table).scan(filter=COUNT_FILTER, batch_size=batch_size))
+
+    return _with_connection(connection, settings, count)
+
+
+def read_decision(connection: happybase.Connection | None, app_id: int, **settings: Any) -> dict[str, Any] | None:
+    """One application's stored decision (one get), or None; ``connection`` None opens one as count_rows does."""
+    key = layout.row_key(app_id)
+
+    def get(conn):
+        cells = conn.table(layout.MAIN_TABLE).row(key)
+        return layout.decode_main_row(key, cells) if cells else None
+
+    return _with_connection(connection, settings, get)
+
+
+class DecisionWriter:
+    """Writes decisions to HBase; blocking, thread-safe, meant for ``loop.run_in_executor``.
+
+    ``write`` raises on any failure and never swallows one: DecisionError (a
+    ValueError) when a decision breaks the contract (nothing is written; a
+    retry cannot help), anything else (thriftpy2 TTransportException,
+    socket errors, Hbase IOError) when HBase failed (retry: writes are
+    idempotent). The pool is created on the first call, so a writer can be
+    built while HBase is still down.
+    """
+
+    def __init__(self, settings: HBaseSettings | None = None, *, pool: happybase.ConnectionPool | None = None,
+                 batch_cells: int = DEFAULT_BATCH_CELLS):
+        if settings is not None and not isinstance(settings, HBaseSettings):
+            raise TypeError(f"settings must be HBaseSettings, got {type(settings).__name__}")
+        if isinstance(batch_cells, bool) or not isinstance(batch_cells, int) or batch_cells < 1:
+            raise ValueError(f"batch_cells must be a positive int, got {batch_cells!r}")
+        self.settings = settings or HBaseSettings.from_env()
+        self.batch_cells = batch_cells
+        self._pool = pool
+        self._lock = threading.Lock()
+        self.rows_written = 0   # main rows sent, replays included
+        self.calls = 0
+
+    @property
+    def pool(self) -> happybase.ConnectionPool:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = get_pool(self.settings)
+        return self._pool
+
+    def write(self, decisions: list[dict]) -> None:
+        """Write main and index rows for ``decisions`` (adds ``saved_at``); raise on failure."""
+        if not isinstance(decisions, (list, tuple)):
+            raise TypeError(f"decisions must be a list of dicts, got {type(decisions).__name__}")
+        if not decisions:
+            return
+        main, index = encode_decisions(decisions, now_ms())
+        started = time.perf_counter()
+        with self.pool.connection() as conn:
+            write_rows(conn, main, index, batch_cells=self.batch_cells)
+        with self._lock:
+            self.rows_written += len(main)
+            self.calls += 1
+        logger.debug("wrote %d decision(s) in %.1f ms", len(main), (time.perf_counter() - started) * 1000)
+
+    async def write_async(self, decisions: list[dict], executor=None) -> None:
+        """``write`` in ``executor`` (the loop's default when None), awaited without blocking the loop."""
+        await asyncio.get_running_loop().run_in_executor(executor, self.write, decisions)
+
+    def read_decision(self, app_id: int) -> dict[str, Any] | None:
+        with self.pool.connection() as conn:
+            return read_decision(conn, app_id)
+
+    def count_rows(self, table: str = layout.MAIN_TABLE) -> int:
+        with self.pool.connection() as conn:
+            return count_rows(conn, table)

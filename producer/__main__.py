@@ -1,0 +1,59 @@
+"""`python -m producer [--once] [--interval S] [--batch N]`: applicant API -> Kafka topic applicants.raw."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import click
+import orjson
+
+from producer.api_client import ApiRejected
+from producer.checkpoint import CheckpointError
+from producer.producer import Producer
+from producer.settings import load_settings
+
+logger = logging.getLogger(__name__)
+
+
+async def _main(producer: Producer, once: bool) -> dict:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, producer.stop)
+    return await producer.run(once=once)
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Publish what the API has now, print a JSON summary, exit.")
+@click.option("--interval", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds between polls once drained (PRODUCER_INTERVAL, default 2).")
+@click.option("--batch", type=click.IntRange(1, 5000), default=None,
+              help="Applicants per API page (PRODUCER_BATCH, default 1000).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="Checkpoint file (PRODUCER_CHECKPOINT, default .run/producer.checkpoint).")
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+def main(once: bool, interval: float | None, batch: int | None, checkpoint: str | None, verbose: bool) -> None:
+    """Poll the applicant API and publish each applicant to Kafka (at-least-once, durable cursor).
+
+    Configuration comes from the environment: APPLICANT_API_URL, APPLICANT_API_TOKEN, KAFKA_BROKER,
+    RAW_TOPIC, PRODUCER_CHECKPOINT, PRODUCER_INTERVAL, PRODUCER_BATCH, PRODUCER_LOG_EVERY ...
+    """
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        settings = load_settings(interval=interval, batch=batch, checkpoint=checkpoint)
+    except (TypeError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        summary = asyncio.run(_main(Producer(settings), once))
+    except (ApiRejected, CheckpointError) as exc:
+        click.echo(f"producer: {exc}", err=True)
+        sys.exit(2)
+    if once:
+        click.echo(orjson.dumps(summary).decode())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+"""Polls the applicant API and publishes each applicant to Kafka, at least once, behind a durable cursor.
+
+Delivery: at-least-once. The checkpoint moves past a page only after the broker
+acknowledged (acks=all) every message of that page, so a restart, even after
+kill -9, skips nothing. A crash between the acknowledgement and the checkpoint
+write, or a failed send retried as a whole page, publishes some applicants
+twice; consumers make that harmless with idempotent writes keyed by the
+application id (the message key).
+
+Speed: the next page is fetched (in a thread) while the current one is being
+published, and the Kafka producer batches with a short linger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import Any, Iterable
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
+
+from producer.api_client import ApiClient, ApiRejected, ApiUnavailable, Page
+from producer.checkpoint import Checkpoint
+from producer.settings import ProducerSettings
+
+logger = logging.getLogger(__name__)
+
+# Record keys moved from the API's applicant into the message's provenance.
+PROVENANCE_KEYS = ("seq", "source", "created_at")
+_PARTITIONER = DefaultPartitioner()  # murmur2 of the key, as the Java client and aiokafka's send()
+
+
+class Backoff:
+    """Exponential backoff with jitter: start, 2x, 4x ... capped at ``maximum``."""
+
+    def __init__(self, start: float, maximum: float):
+        if start <= 0 or maximum < start:
+            raise ValueError(f"need 0 < start <= maximum, got {start}, {maximum}")
+        self.start = start
+        self.maximum = maximum
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.maximum, self.start * 2 ** self.attempt)
+        self.attempt += 1
+        return delay * random.uniform(0.8, 1.0)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def build_message(applicant: dict[str, Any], fetched_at: str) -> tuple[bytes, bytes]:
+    """(key, value) for one applicant: key = application id, value = {"applicant": ..., "provenance": ...}."""
+    record = dict(applicant)
+    provenance = {k: record.pop(k, None) for k in PROVENANCE_KEYS}
+    provenance["fetched_at"] = fetched_at
+    key = str(record["id"]).encode()
+    return key, orjson.dumps({"applicant": record, "provenance": provenance})
+
+
+async def publish(kafka: AIOKafkaProducer, topic: str, messages: Iterable[tuple[bytes, bytes]]) -> int:
+    """Publish (key, value) messages and wait until the broker acknowledged every one; return the count.
+
+    Messages are packed into one record batch per partition (the partition the default
+    partitioner picks for the key, as ``send()`` would), which costs about half of
+    ``send()`` per message. Raises the first delivery error after all batches settled.
+    """
+    partitions = sorted(await kafka.partitions_for(topic))
+    batches: dict[int, Any] = {}
+    futures = []
+    count = 0
+    for key, value in messages:
+        partition = _PARTITIONER(key, partitions, partitions)
+        batch = batches.get(partition)
+        if batch is None:
+            batch = batches[partition] = kafka.create_batch()
+        if batch.append(key=key, value=value, timestamp=None) is None:  # full: ship it, start another
+            futures.append(await kafka.send_batch(batch, topic, partition=partition))
+            batch = batches[partition] = kafka.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                raise ValueError(f"message for key {key!r} is larger than the producer batch size")
+        count += 1
+    for partition, batch in batches.items():
+        futures.append(await kafka.send_batch(batch, topic, partition=partition))
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise failures[0]
+    return count
+
+
+class Producer:
+    """One producer loop. ``await run(once=...)`` returns a summary dict; ``stop()`` ends it after the current page."""
+
+    def __init__(self, settings: ProducerSettings):
+        if not isinstance(settings, ProducerSettings):
+            raise TypeError(f"settings must be ProducerSettings, got {type(settings).__name__}")
+        self.settings = settings
+        self.checkpoint = Checkpoint(settings.checkpoint)
+        self.api = ApiClient(settings)
+        self._kafka: AIOKafkaProducer | None = None
+        self._stop = asyncio.Event()
+        self.published = 0
+        self.pages = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- waiting ------------------------------------------------------------------------
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless stopped first; True when stopped."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    # -- Kafka --------------------------------------------------------------------------
+    async def _start_kafka(self) -> bool:
+        """Connect to the broker, waiting with backoff while it is down. False if stopped first."""
+        backoff = Backoff(self.settings.backoff_start, self.settings.backoff_max)
+        while not self._stop.is_set():
+            kafka = AIOKafkaProducer(
+                bootstrap_servers=self.settings.bootstrap,
+                client_id="applicant-producer",
+                acks="all",
+                enable_idempotence=False,  # Tansu rejects InitProducerId; duplicates are handled downstream
+                linger_ms=self.settings.linger_ms,
+                max_batch_size=self.settings.max_batch_bytes,
+                request_timeout_ms=self.settings.send_timeout_ms,
+            )
+            try:
+                await kafka.start()
+                self._kafka = kafka
+                logger.info("connected to the broker at %s", self.settings.bootstrap)
+                return True
+            except (KafkaError, OSError) as exc:
+                await _stop_quietly(kafka)
+                delay = backoff.next_delay()
+                logger.warning("broker %s unavailable (%s); retrying in %.1fs",
+                               self.settings.bootstrap, exc, delay)
+                if await self._sleep(delay):
+                    return False
+        return False
+
+    async def _publish(self, page: Page) -> None:
+        """Send every applicant of the page and wait until the broker acknowledged all of them."""
+        fetched_at = page.fetched_at
+        await publish(self._kafka, self.settings.topic, (build_message(a, fetched_at) for a in page.applicants))
+
+    async def _publish_until_acked(self, page: Page) -> bool:
+        """Publish the page, retrying the whole page with backoff on broker errors. False if stopped first."""
+        backoff = Backoff(self.settings.backoff_start, self.settings.backoff_max)
+        while True:
+            try:
+                await self._publish(page)
+                return True
+            except (KafkaError, OSError) as exc:
+                delay = backoff.next_delay()
+                logger.warning("broker did not acknowledge page after seq %d (%s: %s); republishing the page "
+                               "in %.1fs (duplicates possible: at-least-once)",
+                               page.after, type(exc).__name__, exc, delay)
+                if await self._sleep(delay):
+                    return False
+
+    # -- API ----------------------------------------------------------------------------
+    async def _fetch_until_ok(self, after: int) -> Page | None:
+        """The page after ``after``, waiting with backoff while the API is down. None if stopped first."""
+        backoff = Backoff(self.settings.backoff_start, self.settings.backoff_max)
+        while not self._stop.is_set():
+            try:
+                page = await asyncio.to_thread(self.api.fetch, after, self.settings.batch)
+                if backoff.attempt:
+                    logger.info("applicant API is back at %s", self.settings.api_url)
+                return page
+            except ApiUnavailable as exc:
+                delay = backoff.next_delay()
+                logger.warning("applicant API %s unavailable (%s); retrying in %.1fs",
+                               self.settings.api_url, exc, delay)
+                if await self._sleep(delay):
+                    return None
+        return None
+
+    # -- the loop -----------------------------------------------------------------------
+    async def run(self, once: bool = False) -> dict[str, Any]:
+        """Publish until stopped (or, with ``once``, until the API has nothing more). Returns a summary."""
+        started = time.monotonic()
+        after = start_after = self.checkpoint.load()
+        logger.info("producer starting after seq %d: %s -> %s topic %s", after, self.settings.api_url,
+                    self.settings.bootstrap, self.settings.topic)
+        window_start, window_count = started, 0
+        fetch: asyncio.Task | None = None
+        try:
+            if not await self._start_kafka():
+                return self._summary(start_after, after, started)
+            fetch = asyncio.create_task(self._fetch_until_ok(after))
+            while True:
+                page = await fetch
+                fetch = None
+                if page is None:  # stopped while waiting for the API
+                    break
+                full = page.count == self.settings.batch
+                if full:  # pipeline: ask for the next page while this one is published
+                    fetch = asyncio.create_task(self._fetch_until_ok(page.next_after))
+                if page.count:
+                    if not await self._publish_until_acked(page):
+                        break
+                    await asyncio.to_thread(self.checkpoint.save, page.next_after)
+                    after = page.next_after
+                    self.published += page.count
+                    self.pages += 1
+                    window_count += page.count
+                now = time.monotonic()
+                if now - window_start >= self.settings.log_every:
+                    logger.info("published %d applicants in %.1fs (%.0f/s); total %d, cursor seq %d",
+                                window_count, now - window_start, window_count / (now - window_start),
+                                self.published, after)
+                    window_start, window_count = now, 0
+                if self._stop.is_set():
+                    break
+                if not full:
+                    if once:
+                        break
+                    if await self._sleep(self.settings.interval):
+                        break
+                    fetch = asyncio.create_task(self._fetch_until_ok(after))
+        finally:
+            if fetch is not None:
+                fetch.cancel()
+                try:
+                    await fetch
+                except (asyncio.CancelledError, Exception):
+                    pass
+            if self._kafka is not None:
+                await _stop_quietly(self._kafka)
+                self._kafka = None
+            self.api.close()
+        summary = self._summary(start_after, after, started)
+        logger.info("producer stopped: %s", summary)
+        return summary
+
+    def _summary(self, start_after: int, after: int, started: float) -> dict[str, Any]:
+        seconds = time.monotonic() - started
+        return {"published": self.published, "pages": self.pages, "started_after": start_after,
+                "last_seq": after, "seconds": round(seconds, 3),
+                "rate": round(self.published / seconds, 1) if seconds > 0 else None}
+
+
+async def _stop_quietly(kafka: AIOKafkaProducer) -> None:
+    try:
+        await kafka.stop()
+    except Exception as exc:  # closing a half-started client can fail in several ways; none matter
+        logger.debug("closing the Kafka producer: %s", exc)
+
+
+def run_producer(settings: ProducerSettings, *, once: bool = False) -> dict[str, Any]:
+    """Run a producer to completion in a new event loop (for scripts and the main job)."""
+    return asyncio.run(Producer(settings).run(once=once))
+
+
+__all__ = ["ApiRejected", "Backoff", "Producer", "build_message", "publish", "run_producer"]

@@ -1,0 +1,206 @@
+"""Scores applicants with numpy from a JSON artifact: probability, risk band, decision and reason codes."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from risk_api import features, reasons
+from risk_api.artifact import ArtifactError
+
+logger = logging.getLogger(__name__)
+
+MAX_REASONS = 4
+# Upper probability bound of each risk band; the last band takes everything above.
+RISK_BANDS: tuple[tuple[float, str], ...] = (
+    (0.05, "very_low"), (0.10, "low"), (0.20, "medium"), (0.35, "high"), (math.inf, "very_high"))
+_BAND_EDGES = np.array([b for b, _ in RISK_BANDS[:-1]])
+_BAND_NAMES = tuple(name for _, name in RISK_BANDS)
+
+
+def _floats(value: Any, n: int, what: str) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.shape != (n,) or not np.isfinite(arr).all():
+        raise ArtifactError(f"{what} must be {n} finite numbers")
+    return arr
+
+
+class Model:
+    """An immutable scorer built from a sealed artifact dict; share one instance between threads freely."""
+
+    def __init__(self, artifact: Mapping[str, Any]):
+        if not isinstance(artifact, Mapping):
+            raise TypeError(f"artifact must be a mapping, got {type(artifact).__name__}")
+        try:
+            self._build(artifact)
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, ArtifactError):
+                raise
+            raise ArtifactError(f"artifact is malformed: {exc!r}") from None
+        self.artifact = artifact
+        self.version: str = artifact["version"]
+
+    def _build(self, a: Mapping[str, Any]) -> None:
+        if a.get("feature_spec_version") != features.FEATURE_SPEC_VERSION:
+            raise ArtifactError(f"artifact feature_spec_version {a.get('feature_spec_version')!r} does not match "
+                                f"this code ({features.FEATURE_SPEC_VERSION})")
+        num, cat = a["numeric"], a["categorical"]
+        names = tuple(f["name"] for f in num) + tuple(f["name"] for f in cat)
+        if names != features.FEATURE_NAMES:
+            raise ArtifactError(f"artifact features {names} do not match this code's {features.FEATURE_NAMES}")
+        p = len(num)
+        self.median = _floats([f["impute"] for f in num], p, "impute")
+        self.mean = _floats([f["mean"] for f in num], p, "mean")
+        self.scale = _floats([f["scale"] for f in num], p, "scale")
+        self.coef = _floats([f["coef"] for f in num], p, "coef")
+        if (self.scale <= 0).any():
+            raise ArtifactError("scale must be positive")
+        ind = [(j, f["indicator"]) for j, f in enumerate(num) if f.get("indicator") is not None]
+        self.ind_cols = np.array([j for j, _ in ind], dtype=np.intp)
+        self.ind_mean = _floats([i["mean"] for _, i in ind], len(ind), "indicator mean")
+        self.ind_scale = _floats([i["scale"] for _, i in ind], len(ind), "indicator scale")
+        self.ind_coef = _floats([i["coef"] for _, i in ind], len(ind), "indicator coef")
+        self.intercept = float(a["intercept"])
+        if not math.isfinite(self.intercept):
+            raise ArtifactError("intercept must be finite")
+        self.threshold = float(a["decision_threshold"])
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ArtifactError("decision_threshold must be in [0, 1]")
+        self.level_coef: list[np.ndarray] = []
+        self.level_ref: list[float] = []
+        for spec, f in zip(features.CATEGORICAL, cat):
+            if tuple(f["levels"]) != spec.levels:
+                raise ArtifactError(f"artifact levels of {spec.name} do not match this code's {spec.levels}")
+            coef = _floats(f["coef"], len(spec.levels), f"{spec.name} coef")
+            ref = _floats(f["reference"], len(spec.levels), f"{spec.name} reference")
+            self.level_coef.append(coef)
+            self.level_ref.append(float(ref @ coef))
+        # Probability fast path: the scaler folded into the coefficients.
+        self.w = self.coef / self.scale
+        self.ind_w = self.ind_coef / self.ind_scale
+        self.bias = (self.intercept - float(self.coef @ (self.mean / self.scale))
+                     - float(self.ind_coef @ (self.ind_mean / self.ind_scale)))
+        self._build_reasons()
+
+    def _build_reasons(self) -> None:
+        groups: list[str] = []
+        for f in features.NUMERIC:
+            if f.group not in groups:
+                groups.append(f.group)
+        self.num_groups = tuple(groups)
+        self.groups = self.num_groups + tuple(f.group for f in features.CATEGORICAL)
+        self.num_group_of = np.array([groups.index(f.group) for f in features.NUMERIC], dtype=np.intp)
+        # The column whose value decides HIGH / LOW for each numeric group: its first feature.
+        self.primary = np.array([next(j for j, f in enumerate(features.NUMERIC) if f.group == g) for g in groups])
+        assign = np.zeros((len(features.NUMERIC), len(groups)))
+        assign[np.arange(len(features.NUMERIC)), self.num_group_of] = 1.0
+        self.assign = assign
+        # Reason templates (code, feature, text), numeric groups x (HIGH, LOW, MISSING) then every level.
+        self.adverse = [(g, reasons.ADVERSE_DIRECTION[name] == "HIGH") for g, name in enumerate(groups)
+                        if name in reasons.ADVERSE_DIRECTION]
+        templates = []
+        for g in groups:
+            for d in ("HIGH", "LOW", "MISSING"):
+                code, text = reasons.numeric_reason(g, d)
+                templates.append({"code": code, "feature": g, "text": text})
+        offsets = []
+        for f in features.CATEGORICAL:
+            offsets.append(len(templates))
+            for lvl in f.levels:
+                code, text = reasons.level_reason(f.group, lvl)
+                templates.append({"code": code, "feature": f.group, "text": text})
+        self.templates = tuple(templates)
+        self.level_offsets = np.array(offsets, dtype=np.intp)
+
+    # -- numbers -------------------------------------------------------------------------------------------------
+
+    def probabilities(self, matrix: np.ndarray) -> np.ndarray:
+        """P(default) for each row of a raw feature matrix (features.extract)."""
+        x = matrix[:, :features.N_NUMERIC]
+        miss = np.isnan(x)
+        xi = np.where(miss, self.median, x)
+        z = xi @ self.w + self.bias
+        if self.ind_cols.size:
+            z += miss[:, self.ind_cols] @ self.ind_w
+        for k, coef in enumerate(self.level_coef):
+            z += coef[matrix[:, features.N_NUMERIC + k].astype(np.intp)]
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def contributions(self, matrix: np.ndarray) -> np.ndarray:
+        """(n, groups) contributions to the log-odds: coefficient x (standardised value - training reference)."""
+        x = matrix[:, :features.N_NUMERIC]
+        miss = np.isnan(x)
+        zs = (np.where(miss, self.median, x) - self.mean) / self.scale
+        out = np.empty((x.shape[0], len(self.groups)))
+        out[:, :len(self.num_groups)] = (zs * self.coef) @ self.assign
+        if self.ind_cols.size:
+            ind = (miss[:, self.ind_cols] - self.ind_mean) / self.ind_scale * self.ind_coef
+            out[:, :len(self.num_groups)] += ind @ self.assign[self.ind_cols]
+        for k, coef in enumerate(self.level_coef):
+            out[:, len(self.num_groups) + k] = coef[matrix[:, features.N_NUMERIC + k].astype(np.intp)] \
+                - self.level_ref[k]
+        return out
+
+    def top_reasons(self, matrix: np.ndarray, limit: int = MAX_REASONS) -> list[list[dict[str, Any]]]:
+        """Per row, up to ``limit`` groups with positive contributions, largest first (ties by group order).
+
+        A group with a known adverse direction (reasons.ADVERSE_DIRECTION) is only named in that direction.
+        """
+        n = matrix.shape[0]
+        if n == 0:
+            return []
+        contrib = self.contributions(matrix)
+        n_num = len(self.num_groups)
+        primary = matrix[:, :features.N_NUMERIC][:, self.primary]
+        high = primary > self.mean[self.primary]
+        missing = np.isnan(primary)
+        ranked = contrib
+        if self.adverse:
+            ranked = contrib.copy()
+            for g, want_high in self.adverse:
+                ranked[:, g][~missing[:, g] & (high[:, g] != want_high)] = -np.inf
+        order = np.argsort(-ranked, axis=1, kind="stable")[:, :limit]
+        top = np.round(np.take_along_axis(ranked, order, axis=1), 6)
+        # Template id of every (row, group): numeric 3*g + (HIGH 0, LOW 1, MISSING 2); categorical offset + level.
+        tid = np.empty((n, len(self.groups)), dtype=np.intp)
+        tid[:, :n_num] = np.arange(n_num) * 3 + np.where(missing, 2, np.where(high, 0, 1))
+        tid[:, n_num:] = matrix[:, features.N_NUMERIC:].astype(np.intp) + self.level_offsets
+        chosen = np.take_along_axis(tid, order, axis=1)
+        templates = self.templates
+        return [[{**templates[t], "contribution": c} for t, c in zip(ts, cs) if c > 0.0]
+                for ts, cs in zip(chosen.tolist(), top.tolist())]
+
+    def bands(self, p: np.ndarray) -> list[str]:
+        return [_BAND_NAMES[i] for i in np.searchsorted(_BAND_EDGES, p, side="right").tolist()]
+
+    # -- records -------------------------------------------------------------------------------------------------
+
+    def score_records(self, records: Sequence[Any], threshold: float | None = None) -> list[dict[str, Any]]:
+        """One result per record, in order: a score or ``{"id", "error": {"field", "reason"}}``."""
+        threshold = self.threshold if threshold is None else threshold
+        batch = features.extract(records)
+        ok_rows = np.flatnonzero(batch.ok)
+        m = batch.matrix if len(ok_rows) == len(records) else batch.matrix[ok_rows]
+        p = self.probabilities(m)
+        why = self.top_reasons(m)
+        bands = self.bands(p)
+        decision = ["decline" if d else "approve" for d in (p >= threshold).tolist()]
+        results: list[dict[str, Any]] = [None] * len(records)   # type: ignore[list-item]
+        version = self.version
+        for k, (i, pd) in enumerate(zip(ok_rows.tolist(), p.tolist())):
+            results[i] = {"id": _id_of(records[i]), "probability_of_default": pd, "risk_band": bands[k],
+                          "decision": decision[k], "reasons": why[k], "model_version": version}
+        for i, err in batch.errors.items():
+            results[i] = {"id": _id_of(records[i]), "error": err}
+        return results
+
+
+def _id_of(record: Any) -> Any:
+    if type(record) is dict or isinstance(record, Mapping):
+        v = record.get("id")
+        if type(v) is int or type(v) is str or (isinstance(v, (int, str)) and not isinstance(v, bool)):
+            return v
+    return None

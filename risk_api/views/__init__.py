@@ -1,0 +1,1 @@
+"""The risk API's blueprints, one per resource."""

@@ -1,0 +1,111 @@
+"""Fixtures for hbase_helper tests: settings isolated by a unique table prefix, writers, decision factories.
+
+Fixtures of the store/audit tests are prefixed ``store_`` / ``audit_``; the
+embedded server's tests may add ``thrift_`` fixtures here.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from applicant_api.fields import clean_record
+
+
+def _raw_applicant(app_id: int) -> dict:
+    grade = "ABCDEFG"[app_id % 7]
+    return {
+        "id": app_id, "member_id": app_id + 1_000_000, "loan_amnt": 10_000 + app_id % 500,
+        "funded_amnt": 10_000 + app_id % 500, "funded_amnt_inv": 9_975.0, "term": " 36 months",
+        "int_rate": " 12.39%", "installment": 334.02, "grade": grade, "sub_grade": f"{grade}3",
+        "emp_title": "Engineer \u00e9\u4e2d", "emp_length": "10+ years", "home_ownership": "RENT",
+        "annual_inc": 24_000 + app_id, "verification_status": "Verified", "issue_d": "Dec-2014",
+        "purpose": "debt_consolidation", "addr_state": "CA", "dti": 17.5, "delinq_2yrs": 0,
+        "earliest_cr_line": "Jan-2001", "inq_last_6mths": 1, "open_acc": 9, "pub_rec": 0,
+        "revol_bal": 5_000.0, "revol_util": "45.2%", "total_acc": 20,
+        "bc_open_to_buy": "", "bc_util": "31.5%", "total_il_high_credit_limit": 12_000,
+        "loan_status": None,
+    }
+
+
+def make_decision(app_id: int, *, decision: str = "approve", raw_ts: int = 1_700_000_000_000,
+                  decided_at: int | None = None, **changes) -> dict:
+    """A decision dict in the writer's contract (what the topology's save agent hands over)."""
+    by_model = decision == "approve" or changes.get("decided_by") == "model"
+    out = {
+        "id": app_id,
+        "applicant": clean_record(_raw_applicant(app_id)),
+        "decision": decision,
+        "decided_by": "model" if by_model else "policy",
+        "probability_of_default": 0.0731 if by_model else None,
+        "risk_band": "B" if by_model else None,
+        "reasons": ([{"code": "LOW_PD", "text": "probability of default below threshold", "weight": 0.4}]
+                    if by_model else [{"code": "POLICY_GRADE", "text": "grade E, F or G"}]),
+        "model_version": "lr-2024.05" if by_model else None,
+        "policy_version": "policy-v1",
+        "threshold": 0.2 if by_model else None,
+        "provenance": {"topic": "applicants.raw", "partition": app_id % 4, "offset": app_id * 3,
+                       "timestamp_ms": raw_ts, "source": "applicant_api", "seq": app_id + 7,
+                       "fetched_at": "2024-06-01T12:00:00.000001Z"},
+        "ingested_at": raw_ts + 5,
+        "decided_at": decided_at if decided_at is not None else raw_ts + 40,
+    }
+    out.update(changes)
+    return out
+
+
+@pytest.fixture
+def store_make_decision():
+    return make_decision
+
+
+@pytest.fixture
+def store_settings(hbase_server):
+    """Settings for the session's HBase server, with a table prefix of this test's own."""
+    from hbase_helper.settings import HBaseSettings
+
+    return HBaseSettings(host=hbase_server.host, port=hbase_server.port,
+                         table_prefix="t" + uuid.uuid4().hex[:10], pool_size=2, timeout_ms=10_000)
+
+
+@pytest.fixture
+def store_conn(store_settings):
+    """A plain happybase connection to this test's tables (created)."""
+    from hbase_helper.layout import ensure_tables
+    from hbase_helper.pool import connect
+
+    with connect(store_settings) as conn:
+        ensure_tables(conn)
+        yield conn
+
+
+@pytest.fixture
+def store_writer(store_settings):
+    """A DecisionWriter with a pool of its own."""
+    from hbase_helper.pool import make_pool
+    from hbase_helper.writer import DecisionWriter
+
+    return DecisionWriter(store_settings, pool=make_pool(store_settings))
+
+
+@pytest.fixture
+def audit_env(store_settings):
+    """Environment for running the audit CLI as a subprocess against this test's tables."""
+    env = dict(os.environ)
+    for key in [k for k in env if k.startswith("HBASE_")]:
+        del env[key]
+    env.update(HBASE_HOST=store_settings.host, HBASE_PORT=str(store_settings.port),
+               HBASE_TABLE_PREFIX=store_settings.table_prefix)
+    return env
+
+
+@pytest.fixture
+def audit_offline_env():
+    """Environment pointing the audit CLI at a port nobody listens on (input checks come first)."""
+    from deploy.services import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HBASE_")}
+    env.update(HBASE_HOST="127.0.0.1", HBASE_PORT=str(free_port()), HBASE_TIMEOUT_MS="2000")
+    return env

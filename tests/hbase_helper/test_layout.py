@@ -1,0 +1,214 @@
+"""Row keys, the time index, cell encoding, contract checks and table creation of hbase_helper.layout."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter
+
+import orjson
+import pytest
+
+from hbase_helper import layout
+from hbase_helper.layout import DecisionError
+
+
+def test_row_key_is_a_function_of_the_id_only(store_make_decision):
+    key = layout.row_key(12345)
+    assert key == layout.row_key(12345)
+    assert key == b"827c:00000000000000012345"
+    assert layout.id_from_row_key(key) == 12345
+    # everything else in the decision may change on a replay; the key may not
+    first = store_make_decision(12345, decided_at=1)
+    replay = store_make_decision(12345, decided_at=999, decision="decline")
+    assert layout.encode_main_row(first, 1)[0] == layout.encode_main_row(replay, 2)[0] == key
+
+
+def test_row_keys_spread_consecutive_ids():
+    ids = range(1, 4097)
+    keys = [layout.row_key(i) for i in ids]
+    assert len(set(keys)) == len(keys)
+    prefixes = Counter(k[:4] for k in keys)
+    assert len(prefixes) > 3500  # 4,096 consecutive ids hit ~all-distinct 2-byte prefixes
+    # sorted key order (region order) is unrelated to id order: no append-only hotspot
+    order = [layout.id_from_row_key(k) for k in sorted(keys)]
+    in_sequence = sum(1 for a, b in zip(order, order[1:]) if b == a + 1)
+    assert in_sequence < 50
+    # first hex digit = the 16 natural region split points, each used about equally
+    first_digit = Counter(k[:1] for k in keys)
+    assert len(first_digit) == 16 and min(first_digit.values()) > 4096 / 16 * 0.7
+
+
+def test_index_buckets_spread_and_are_stable():
+    counts = Counter(layout.bucket(i) for i in range(1, 3201))
+    assert sorted(counts) == list(range(layout.INDEX_BUCKETS))
+    assert min(counts.values()) > 3200 / 16 * 0.7 and max(counts.values()) < 3200 / 16 * 1.3
+    assert layout.index_key(77, 1_700_000_000_123) == layout.index_key(77, 1_700_000_000_123)
+    assert layout.parse_index_key(layout.index_key(77, 1_700_000_000_123)) == (layout.bucket(77),
+                                                                                1_700_000_000_123, 77)
+
+
+def test_index_keys_sort_in_time_order_within_a_bucket():
+    same_bucket = [i for i in range(1, 500) if layout.bucket(i) == 3][:2]
+    times = [5, 999, 1000, 1_699_999_999_999, 1_700_000_000_000]
+    keys = [layout.index_key(same_bucket[0], t) for t in times]
+    assert keys == sorted(keys)
+    # equal times: ordered by id
+    a, b = sorted(same_bucket)
+    assert layout.index_key(a, 1000) < layout.index_key(b, 1000)
+
+
+def test_index_scan_ranges_cover_exactly_start_inclusive_stop_exclusive():
+    start, stop = 1_000, 2_000
+    ranges = layout.index_scan_ranges(start, stop)
+    assert len(ranges) == layout.INDEX_BUCKETS
+
+    def covered(key: bytes) -> bool:
+        return any(lo <= key < hi for lo, hi in ranges)
+
+    for app_id in range(1, 60):
+        assert covered(layout.index_key(app_id, start))
+        assert covered(layout.index_key(app_id, stop - 1))
+        assert not covered(layout.index_key(app_id, start - 1))
+        assert not covered(layout.index_key(app_id, stop))
+
+
+@pytest.mark.parametrize("bad, exc", [(True, TypeError), ("12", TypeError), (1.0, TypeError),
+                                      (0, ValueError), (-5, ValueError), (10**20, ValueError)])
+def test_bad_ids_are_rejected(bad, exc):
+    with pytest.raises(exc):
+        layout.row_key(bad)
+
+
+def test_bad_times_are_rejected():
+    with pytest.raises(ValueError):
+        layout.index_key(1, -1)
+    with pytest.raises(ValueError):
+        layout.index_key(1, 10**13)
+    with pytest.raises(TypeError):
+        layout.index_scan_ranges(1.5, 10)
+
+
+def test_main_row_round_trips_with_exact_types(store_make_decision):
+    decision = store_make_decision(42, decision="decline", decided_by="policy")
+    decision["applicant"]["emp_length"] = None
+    key, cells = layout.encode_main_row(decision, saved_at=1_700_000_000_999)
+    assert set(cells) == {b"a:applicant", b"d:decision", b"d:result", b"m:meta"}
+    assert cells[b"d:decision"] == b"decline"  # a bare word, for server-side filters
+    applicant = orjson.loads(cells[b"a:applicant"])
+    assert applicant["int_rate"] == 12.39 and applicant["emp_length"] is None
+    result = orjson.loads(cells[b"d:result"])
+    assert result["probability_of_default"] is None and result["policy_version"] == "policy-v1"
+    meta = orjson.loads(cells[b"m:meta"])
+    assert meta["provenance"]["topic"] == "applicants.raw" and meta["saved_at"] == 1_700_000_000_999
+    row = layout.decode_main_row(key, cells)
+    assert row.pop("saved_at") == 1_700_000_000_999
+    assert row.pop("row_key") == key.decode()
+    assert row.pop("index_key") == layout.index_key(42, decision["provenance"]["timestamp_ms"]).decode()
+    assert row == decision
+
+
+def test_missing_optional_fields_are_stored_as_null(store_make_decision):
+    decision = store_make_decision(43)
+    for name in ("probability_of_default", "risk_band", "model_version", "threshold", "reasons"):
+        del decision[name]
+    del decision["provenance"]["source"]
+    decision["provenance"]["fetched_at"] = "2024-06-01T12:00:00.123456Z"  # producer fields are kept
+    row = layout.decode_main_row(*layout.encode_main_row(decision, 1))
+    assert row["probability_of_default"] is None and row["reasons"] == []
+    assert row["provenance"]["source"] is None
+    assert row["provenance"]["fetched_at"] == "2024-06-01T12:00:00.123456Z"
+
+
+def test_index_row_holds_decision_and_main_key(store_make_decision):
+    decision = store_make_decision(42, decision="decline", raw_ts=1_700_000_000_500)
+    key, cells = layout.encode_index_row(decision)
+    assert key == layout.index_key(42, 1_700_000_000_500)
+    assert cells == {b"i:decision": b"decline", b"i:row": layout.row_key(42)}
+    entry = layout.decode_index_row(key, cells)
+    assert (entry["id"], entry["time_ms"], entry["decision"]) == (42, 1_700_000_000_500, "decline")
+
+
+def test_index_time_is_the_raw_record_time_not_the_decision_time(store_make_decision):
+    first = store_make_decision(9, raw_ts=1_000_000, decided_at=2_000_000)
+    replay = store_make_decision(9, raw_ts=1_000_000, decided_at=3_000_000)
+    assert layout.encode_index_row(first)[0] == layout.encode_index_row(replay)[0]
+    no_ts = store_make_decision(9)
+    no_ts["provenance"]["timestamp_ms"] = None
+    assert layout.index_time(no_ts) == no_ts["ingested_at"]
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda d: d.update(id="7"), "id"),
+    (lambda d: d.update(decision="maybe"), "decision"),
+    (lambda d: d.update(decided_by="human"), "decided_by"),
+    (lambda d: d.update(probability_of_default=math.nan), "probability_of_default"),
+    (lambda d: d.update(probability_of_default=1.5), "probability_of_default"),
+    (lambda d: d.update(reasons="LOW_PD"), "reasons"),
+    (lambda d: d.update(reasons=[{"text": "no code"}]), "reasons"),
+    (lambda d: d.pop("provenance"), "provenance"),
+    (lambda d: d["provenance"].update(offset=-1), "provenance.offset"),
+    (lambda d: d["provenance"].pop("topic"), "provenance.topic"),
+    (lambda d: d.update(decided_at="yesterday"), "decided_at"),
+    (lambda d: d.pop("ingested_at"), "ingested_at"),
+    (lambda d: d["applicant"].update(id=8), "applicant.id"),
+    (lambda d: d.update(applicant=[1, 2]), "applicant"),
+    (lambda d: d["applicant"].update({5: 1}), "applicant"),
+    (lambda d: d["applicant"].update(when=object()), "applicant"),
+    (lambda d: d["reasons"][0].update(when=object()), "result"),
+    (lambda d: d["provenance"].update(source=b"bytes"), "provenance.source"),
+    (lambda d: d["provenance"].update(extra=[1]), "provenance.extra"),
+])
+def test_contract_violations_name_the_field(store_make_decision, change, field):
+    decision = store_make_decision(7)
+    change(decision)
+    with pytest.raises(DecisionError) as err:
+        layout.validate_decision(decision)
+        layout.encode_main_row(decision, 1)
+    assert err.value.field == field
+    assert isinstance(err.value, ValueError)
+
+
+def test_ensure_tables_creates_once_with_the_families(store_settings):
+    from hbase_helper.pool import connect
+
+    with connect(store_settings) as conn:
+        assert layout.ensure_tables(conn) == [layout.MAIN_TABLE, layout.INDEX_TABLE]
+        assert layout.ensure_tables(conn) == []
+        names = {n.decode() for n in conn.tables()}
+        assert {layout.MAIN_TABLE, layout.INDEX_TABLE} <= names
+        assert set(conn.table(layout.MAIN_TABLE).families()) == {b"a", b"d", b"m"}
+        assert set(conn.table(layout.INDEX_TABLE).families()) == {b"i"}
+
+
+def test_ensure_tables_is_safe_when_workers_race(store_settings):
+    from hbase_helper.pool import connect
+
+    barrier = threading.Barrier(4)
+    results, errors = [], []
+
+    def worker():
+        try:
+            with connect(store_settings) as conn:
+                barrier.wait()
+                results.append(layout.ensure_tables(conn))
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    created = [name for names in results for name in names]
+    assert sorted(created) == sorted([layout.MAIN_TABLE, layout.INDEX_TABLE])
+
+
+def test_ensure_tables_refuses_a_foreign_table_of_the_same_name(store_settings):
+    from hbase_helper.pool import connect
+
+    with connect(store_settings) as conn:
+        conn.create_table(layout.INDEX_TABLE, {"x": {}})
+        with pytest.raises(RuntimeError, match="without column families"):
+            layout.ensure_tables(conn)

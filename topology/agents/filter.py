@@ -1,0 +1,112 @@
+"""filter: parse, clean and validate each raw applicant (as the FilterBolt did); the rest goes to the DLQ with the reason.
+
+The cleaning and validation rules are ``applicant_api.fields.clean_record``
+(strip ``%`` and `` months``, empty bc_open_to_buy / bc_util /
+total_il_high_credit_limit -> 0, ids, numbers and ranges, term, grade,
+funded_amnt <= loan_amnt).  Nothing is raised out of the agent: any failure,
+even an unexpected one, becomes a dead letter.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable, Mapping
+
+import orjson
+
+from applicant_api.fields import RecordError, clean_record
+from topology.app import app, emitter, raw_topic, settings
+from topology.agents.common import batches, message_source
+from topology.codec import dumps
+from topology.emit import pack
+from topology.records import best_effort_id, dlq_record, id_key, now_ms, partition_for, provenance
+
+logger = logging.getLogger(__name__)
+
+STAGE = "filter"
+
+
+class Rejected(Exception):
+    def __init__(self, reason: str, errors: list[dict[str, str]] | None = None, app_id: int | None = None,
+                 applicant: Any = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.errors = errors or []
+        self.app_id = app_id
+        self.applicant = applicant
+
+
+def parse(value: bytes | None, max_bytes: int) -> tuple[Mapping[str, Any], Any]:
+    """(applicant, producer provenance) from a raw message value; Rejected with the reason otherwise."""
+    if value is None or len(value) == 0:
+        raise Rejected("empty message", [{"field": "$", "reason": "message has no value"}])
+    if len(value) > max_bytes:
+        raise Rejected("payload too large",
+                       [{"field": "$", "reason": f"{len(value)} bytes is more than the limit of {max_bytes}"}])
+    try:
+        data = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError as uexc:
+            raise Rejected("not UTF-8", [{"field": "$", "reason": f"invalid UTF-8 at byte {uexc.start}"}]) from None
+        raise Rejected("not JSON", [{"field": "$", "reason": str(exc)}]) from None
+    if not isinstance(data, dict):
+        raise Rejected("not a JSON object", [{"field": "$", "reason": f"got a JSON {type(data).__name__}"}])
+    applicant = data.get("applicant")
+    if isinstance(applicant, dict):
+        return applicant, data.get("provenance")
+    if "applicant" in data:
+        raise Rejected("bad envelope", [{"field": "applicant", "reason": "must be an object"}])
+    return data, None  # a bare applicant object
+
+
+def filter_one(key: bytes | None, value: bytes | None, src: Mapping[str, Any], *, max_bytes: int,
+               ingested_at: int) -> dict[str, Any]:
+    """The clean item for one raw message; raises Rejected."""
+    applicant, prov = parse(value, max_bytes)
+    try:
+        rec = clean_record(applicant)
+    except RecordError as exc:
+        raise Rejected("invalid applicant", exc.as_list(), best_effort_id(applicant, key), applicant) from None
+    return {"id": rec["id"], "applicant": rec, "provenance": provenance(prov, src), "ingested_at": ingested_at}
+
+
+def filter_batch(messages: Iterable[tuple[bytes | None, bytes | None, Mapping[str, Any]]], *, partitions: int,
+                 max_bytes: int, max_original: int, per_message: int
+                 ) -> tuple[list[tuple[int, bytes, bytes]], list[tuple[int, bytes | None, bytes]], int]:
+    """(messages for applicants.clean, messages for the DLQ, applicants kept) for (key, value, source) tuples."""
+    ingested_at = now_ms()
+    clean: list[tuple[int, dict[str, Any]]] = []
+    dead: list[tuple[int, bytes | None, bytes]] = []
+    for key, value, src in messages:
+        try:
+            item = filter_one(key, value, src, max_bytes=max_bytes, ingested_at=ingested_at)
+            clean.append((partition_for(id_key(item["id"]), partitions), item))
+            continue
+        except Rejected as exc:
+            reason, errors, app_id, applicant = exc.reason, exc.errors, exc.app_id, exc.applicant
+        except Exception as exc:  # a bug must not lose the record or stop the stream
+            logger.exception("filter failed on %s", src)
+            reason, errors, app_id, applicant = "internal error", [{"field": "$", "reason": repr(exc)}], None, None
+        if app_id is None:
+            app_id = best_effort_id(None, key)
+        dkey = id_key(app_id) if app_id is not None else key
+        record = dlq_record(stage=STAGE, reason=reason, errors=errors, original=value, key=key, src=src,
+                            app_id=app_id, max_original=max_original,
+                            applicant=applicant if len(value or b"") <= max_original else None)
+        dead.append((partition_for(dkey, partitions) if dkey else src["partition"] % partitions, dkey,
+                     dumps(record)))
+    return pack(clean, per_message), dead, len(clean)
+
+
+@app.agent(raw_topic, name="filter")
+async def filter_agent(stream):
+    per_message = 1 if settings.literal else settings.stage_batch
+    async for events in batches(stream, settings.take_max, settings.take_within, literal=settings.literal):
+        clean, dead, kept = filter_batch((message_source(e) for e in events), partitions=settings.partitions,
+                                         max_bytes=settings.max_raw_bytes, max_original=settings.dlq_original_max,
+                                         per_message=per_message)
+        await emitter.send_all({settings.topic_clean: clean, settings.topic_dlq: dead})
+        if dead:
+            logger.info("filter: %d of %d dead-lettered", len(dead), len(events))

@@ -1,0 +1,127 @@
+"""save: write each decision to HBase (hbase_helper, batched, in a thread), then publish it on decisions; ack after both.
+
+HBase down or slow: the write is retried with backoff forever and the stream
+waits. A decision that breaks the writer's contract (DecisionError, nothing
+written) cannot be fixed by a retry: it is dead-lettered (stage "save") and
+the rest of its batch is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from hbase_helper.layout import DecisionError, validate_decision
+from hbase_helper.settings import HBaseSettings
+from hbase_helper.writer import DecisionWriter
+from topology.agents.common import batches, decode_items, message_source
+from topology.app import app, emitter, scored_topic, settings
+from topology.codec import dumps
+from topology.records import decision_event, dlq_record, id_key, now_ms, partition_for
+from topology.retry import backoff_delays
+
+logger = logging.getLogger(__name__)
+
+STAGE = "save"
+
+
+def split_valid(decisions: list[tuple[int, dict]]) -> tuple[list[tuple[int, dict]], list[tuple[tuple[int, dict], str]]]:
+    """(decisions the writer accepts, [(decision, reason)] that break its contract)."""
+    good, bad = [], []
+    for pd in decisions:
+        try:
+            validate_decision(pd[1])
+            good.append(pd)
+        except DecisionError as exc:
+            bad.append((pd, str(exc)))
+    return good, bad
+
+
+async def write_with_retry(writer: DecisionWriter, executor: ThreadPoolExecutor, rows: list[dict], *,
+                           base: float, cap: float) -> int:
+    """Write until HBase accepts (DecisionError propagates); returns the saved_at time used for the events."""
+    loop = asyncio.get_running_loop()
+    delays = backoff_delays(base, cap)
+    failures = 0
+    while True:
+        try:
+            await loop.run_in_executor(executor, writer.write, rows)
+            if failures:
+                logger.info("HBase write of %d rows succeeded after %d failed attempts", len(rows), failures)
+            return now_ms()
+        except DecisionError:
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failures += 1
+            delay = next(delays)
+            logger.warning("HBase write of %d rows failed (attempt %d): %s: %s; retrying in %.2fs", len(rows),
+                           failures, type(exc).__name__, exc, delay)
+            await asyncio.sleep(delay)
+
+
+async def save_decisions(writer: DecisionWriter, executor: ThreadPoolExecutor, decisions: list[tuple[int, dict]],
+                         *, chunk: int, partitions: int, max_original: int, base: float, cap: float):
+    """(decision events for the decisions topic, dlq messages), after every good decision is in HBase."""
+    events: list[tuple[int, bytes, bytes]] = []
+    dead: list[tuple[int, bytes | None, bytes]] = []
+    for start in range(0, len(decisions), chunk):
+        part = decisions[start:start + chunk]
+        try:
+            saved_at = await write_with_retry(writer, executor, [d for _, d in part], base=base, cap=cap)
+        except DecisionError:
+            part, bad = split_valid(part)
+            for (partition, dec), reason in bad:
+                app_id = dec.get("id") if isinstance(dec.get("id"), int) else None
+                key = id_key(app_id) if app_id is not None else None
+                rec = dlq_record(stage=STAGE, reason="decision breaks the HBase writer's contract",
+                                 errors=[{"field": "$", "reason": reason}], original=dumps(dec), key=key,
+                                 src=dec.get("provenance"), app_id=app_id, max_original=max_original)
+                dead.append((partition_for(key, partitions) if key else partition, key, dumps(rec)))
+            if not part:
+                continue
+            saved_at = await write_with_retry(writer, executor, [d for _, d in part], base=base, cap=cap)
+        for partition, dec in part:
+            events.append((partition, id_key(dec["id"]), dumps(decision_event(dec, saved_at))))
+    return events, dead
+
+
+def collect(events, partitions: int, max_original: int):
+    items: list[tuple[int, dict]] = []
+    dead: list[tuple[int, bytes | None, bytes]] = []
+    for e in events:
+        key, value, src = message_source(e)
+        try:
+            decoded = decode_items(value)
+        except Exception as exc:
+            rec = dlq_record(stage=STAGE, reason="bad internal message", errors=[{"field": "$", "reason": str(exc)}],
+                             original=value, key=key, src=src, app_id=None, max_original=max_original)
+            dead.append((src["partition"] % partitions, key, dumps(rec)))
+            continue
+        items.extend((src["partition"] % partitions, item) for item in decoded)
+    return items, dead
+
+
+def make_writer() -> DecisionWriter:
+    return DecisionWriter(HBaseSettings.from_env(host=settings.hbase_host, port=settings.hbase_port))
+
+
+@app.agent(scored_topic, name="save")
+async def save_agent(stream):
+    writer = make_writer()
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hbase-save")
+    chunk = 1 if settings.literal else settings.save_batch_size
+    take = max(1, settings.save_batch_size // max(1, settings.stage_batch // 2))
+    try:
+        async for events in batches(stream, take, settings.save_batch_within, literal=settings.literal):
+            decisions, dead = collect(events, settings.partitions, settings.dlq_original_max)
+            out, dead2 = await save_decisions(writer, executor, decisions, chunk=chunk,
+                                              partitions=settings.partitions,
+                                              max_original=settings.dlq_original_max,
+                                              base=settings.retry_base, cap=settings.retry_cap)
+            await emitter.send_all({settings.topic_decisions: out, settings.topic_dlq: dead + dead2})
+    finally:
+        executor.shutdown(wait=False)

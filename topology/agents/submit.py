@@ -1,0 +1,112 @@
+"""submit: one POST per batch of eligible applicants to the risk API; scored go to applicants.scored, refusals to the DLQ.
+
+Retries, splitting and what each HTTP answer means: ``topology.risk_client``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Mapping
+
+from topology.agents.common import batches, decode_items, message_source
+from topology.app import app, eligible_topic, emitter, policy, settings
+from topology.codec import dumps
+from topology.emit import pack
+from topology.records import decision, dlq_record, id_key, now_ms, partition_for
+from topology.risk_client import RiskClient
+
+logger = logging.getLogger(__name__)
+
+STAGE = "submit"
+
+
+def outcome(item: Mapping[str, Any], result: Mapping[str, Any] | None, refusal: str | None, *,
+            policy_version: str, decided_at: int) -> tuple[dict | None, tuple[str, list] | None]:
+    """(decision, None) for a usable score; (None, (reason, errors)) for anything to dead-letter."""
+    if refusal is not None:
+        return None, ("risk API rejected the request", [{"field": "$", "reason": refusal}])
+    err = result.get("error")
+    if err is not None:
+        if isinstance(err, Mapping):
+            errors = [{"field": str(err.get("field", "$")), "reason": str(err.get("reason", err))}]
+        else:
+            errors = [{"field": "$", "reason": str(err)}]
+        return None, ("risk API rejected the applicant", errors)
+    if result.get("id") is not None and result.get("id") != item["id"]:
+        return None, ("risk API result does not match the applicant",
+                      [{"field": "id", "reason": f"asked {item['id']}, answered {result.get('id')!r}"}])
+    pd, verdict = result.get("probability_of_default"), result.get("decision")
+    if (verdict not in ("approve", "decline") or isinstance(pd, bool) or not isinstance(pd, (int, float))
+            or not (0.0 <= pd <= 1.0) or math.isnan(pd)):
+        return None, ("bad risk API result",
+                      [{"field": "$", "reason": f"decision {verdict!r}, probability_of_default {pd!r}"}])
+    reasons = result.get("reasons") if isinstance(result.get("reasons"), list) else []
+    return decision(item, decision=verdict, decided_by="model", reasons=reasons, policy_version=policy_version,
+                    probability_of_default=float(pd), risk_band=result.get("risk_band"),
+                    model_version=result.get("model_version"), threshold=result.get("threshold"),
+                    decided_at=decided_at), None
+
+
+async def submit_items(client: RiskClient, items: list[tuple[int, dict]], *, batch_size: int, policy_version: str,
+                       partitions: int, max_original: int):
+    """(scored (partition, decision) pairs, dlq messages) for eligible items, in POSTs of up to batch_size."""
+    scored: list[tuple[int, dict]] = []
+    dead: list[tuple[int, bytes | None, bytes]] = []
+    for start in range(0, len(items), batch_size):
+        chunk = items[start:start + batch_size]
+        answers = await client.score_split([item["applicant"] for _, item in chunk])
+        decided_at = now_ms()
+        for (partition, item), (result, refusal) in zip(chunk, answers):
+            try:
+                dec, failure = outcome(item, result, refusal, policy_version=policy_version, decided_at=decided_at)
+            except Exception as exc:  # a bug must not lose the record or stop the stream
+                logger.exception("submit failed on %s", item.get("id"))
+                dec, failure = None, ("internal error", [{"field": "$", "reason": repr(exc)}])
+            if dec is not None:
+                scored.append((partition, dec))
+                continue
+            reason, errors = failure
+            key = id_key(item["id"])
+            rec = dlq_record(stage=STAGE, reason=reason, errors=errors, original=dumps(item), key=key,
+                             src=item.get("provenance"), app_id=item["id"], max_original=max_original,
+                             applicant=item["applicant"])
+            dead.append((partition_for(key, partitions), key, dumps(rec)))
+    return scored, dead
+
+
+def collect(events, partitions: int, max_original: int):
+    """(partition, item) pairs from eligible-topic events, and dlq messages for undecodable ones."""
+    items: list[tuple[int, dict]] = []
+    dead: list[tuple[int, bytes | None, bytes]] = []
+    for e in events:
+        key, value, src = message_source(e)
+        try:
+            decoded = decode_items(value)
+        except Exception as exc:
+            rec = dlq_record(stage=STAGE, reason="bad internal message", errors=[{"field": "$", "reason": str(exc)}],
+                             original=value, key=key, src=src, app_id=None, max_original=max_original)
+            dead.append((src["partition"] % partitions, key, dumps(rec)))
+            continue
+        items.extend((src["partition"] % partitions, item) for item in decoded)
+    return items, dead
+
+
+@app.agent(eligible_topic, name="submit")
+async def submit_agent(stream):
+    client = RiskClient(settings.risk_api_url, settings.risk_api_token, timeout=settings.risk_api_timeout,
+                        retry_base=settings.retry_base, retry_cap=settings.retry_cap)
+    batch_size = 1 if settings.literal else settings.submit_batch_size
+    per_message = 1 if settings.literal else settings.stage_batch
+    # take() counts messages; each carries up to STAGE_BATCH applicants.
+    take = max(1, math.ceil(settings.submit_batch_size / settings.stage_batch))
+    try:
+        async for events in batches(stream, take, settings.submit_batch_within, literal=settings.literal):
+            items, dead = collect(events, settings.partitions, settings.dlq_original_max)
+            scored, dead2 = await submit_items(client, items, batch_size=batch_size, policy_version=policy.version,
+                                               partitions=settings.partitions,
+                                               max_original=settings.dlq_original_max)
+            await emitter.send_all({settings.topic_scored: pack(scored, per_message),
+                                    settings.topic_dlq: dead + dead2})
+    finally:
+        await client.close()

@@ -1,0 +1,90 @@
+"""Deterministic raw applicants (LoanStats-style strings) and dirty payloads, for the tests and the benchmark."""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any, Iterator
+
+from topology.codec import dumps
+
+logger = logging.getLogger(__name__)
+
+GRADE_MIX = (("A", 19), ("B", 29), ("C", 28), ("D", 14), ("E", 7), ("F", 2), ("G", 1))
+_GRADES = [g for g, w in GRADE_MIX for _ in range(w)]
+
+
+def raw_applicant(app_id: int, rng: random.Random) -> dict[str, Any]:
+    """One clean-able applicant as the LendingClub export spells it (percent signs, ' 36 months', blanks)."""
+    grade = rng.choice(_GRADES)
+    sub = rng.randint(1, 5)
+    s = "ABCDEFG".index(grade) * 5 + sub - 1
+    loan = round(rng.uniform(1000, 40000) / 25) * 25
+    funded = loan if rng.random() < 0.9 else max(500, loan - 25 * rng.randint(1, 20))
+    return {
+        "id": str(app_id), "member_id": str(app_id + 1_000_000),
+        "loan_amnt": str(loan), "funded_amnt": str(funded), "funded_amnt_inv": str(funded),
+        "term": rng.choice((" 36 months", " 60 months")),
+        "int_rate": f" {5.6 + 0.66 * s:.2f}%", "installment": f"{loan / 36:.2f}",
+        "grade": grade, "sub_grade": f"{grade}{sub}", "emp_title": "Engineer",
+        "emp_length": rng.choice(("10+ years", "< 1 year", "3 years", "n/a")),
+        "home_ownership": rng.choice(("RENT", "MORTGAGE", "OWN")),
+        "annual_inc": f"{rng.lognormvariate(11.08, 0.55):.2f}",
+        "verification_status": "Verified", "issue_d": "Dec-2016", "purpose": "debt_consolidation",
+        "addr_state": "CA", "dti": f"{rng.uniform(0, 39.99):.2f}", "delinq_2yrs": str(rng.randint(0, 2)),
+        "earliest_cr_line": "Aug-2003", "inq_last_6mths": str(rng.randint(0, 3)),
+        "open_acc": str(rng.randint(2, 30)), "pub_rec": "0", "revol_bal": str(rng.randint(0, 50000)),
+        "revol_util": f"{rng.uniform(0, 100):.1f}%", "total_acc": str(rng.randint(5, 60)),
+        "bc_open_to_buy": "" if rng.random() < 0.05 else str(rng.randint(0, 20000)),
+        "bc_util": "" if rng.random() < 0.05 else f"{rng.uniform(0, 100):.1f}",
+        "total_il_high_credit_limit": "" if rng.random() < 0.05 else str(rng.randint(0, 80000)),
+    }
+
+
+def envelope(applicant: dict[str, Any], seq: int, source: str = "testdata") -> bytes:
+    """The producer's message value: applicant plus provenance."""
+    return dumps({"applicant": applicant,
+                  "provenance": {"source": source, "seq": seq, "fetched_at": "2024-01-01T00:00:00Z"}})
+
+
+# Dirty payloads: (kind, value bytes maker). Each keeps the application id in the key.
+DIRTY_KINDS = ("not_json", "not_utf8", "letters_in_dti", "bad_grade", "huge", "not_object", "missing_id",
+               "funded_gt_loan")
+
+
+def dirty_value(kind: str, app_id: int, rng: random.Random, huge_bytes: int = 1 << 20) -> bytes:
+    base = raw_applicant(app_id, rng)
+    if kind == "not_json":
+        return b'{"applicant": {"id": "' + str(app_id).encode() + b'", '
+    if kind == "not_utf8":
+        return b'{"applicant": {"id": "' + str(app_id).encode() + b'", "emp_title": "\xff\xfe"}}'
+    if kind == "letters_in_dti":
+        base["dti"] = "12.x5"
+    elif kind == "bad_grade":
+        base["grade"], base["sub_grade"] = "Z", ""
+    elif kind == "huge":
+        base["emp_title"] = "x" * (huge_bytes + 10)
+    elif kind == "not_object":
+        return dumps([app_id, "not", "an", "object"])
+    elif kind == "missing_id":
+        base.pop("id")
+    elif kind == "funded_gt_loan":
+        base["funded_amnt"] = str(float(base["loan_amnt"]) + 100)
+    else:
+        raise ValueError(f"unknown dirty kind {kind!r}")
+    return envelope(base, app_id)
+
+
+def messages(first_id: int, count: int, *, seed: int = 1, dirty_every: int = 0,
+             huge_bytes: int = 1 << 20) -> Iterator[tuple[bytes, bytes, str | None]]:
+    """(key, value, dirty kind or None) for ids first_id..first_id+count-1; every ``dirty_every``-th is dirty."""
+    rng = random.Random(seed)
+    k = 0
+    for app_id in range(first_id, first_id + count):
+        key = str(app_id).encode()
+        if dirty_every and (app_id - first_id) % dirty_every == dirty_every - 1:
+            kind = DIRTY_KINDS[k % len(DIRTY_KINDS)]
+            k += 1
+            yield key, dirty_value(kind, app_id, rng, huge_bytes), kind
+        else:
+            yield key, envelope(raw_applicant(app_id, rng), app_id), None
