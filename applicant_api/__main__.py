@@ -73,7 +73,7 @@ def import_cmd(file: str, batch_size: int | None, source: str | None, rejects_fi
     try:
         report = importer.import_file(file, url, rejects_file=rejects_file, max_rejects_kept=show_rejects,
                                       progress=not quiet and sys.stderr.isatty(), **kwargs)
-    except (LoanStatsError, ValueError) as exc:
+    except (LoanStatsError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     except Exception as exc:
         import pymysql
@@ -130,6 +130,11 @@ def _safe_url(url: str) -> str:
     except (TypeError, ValueError):
         return "<bad MYSQL_URL>"
     return f"mysql://{parts['user']}@{parts['host']}:{parts['port']}/{parts['database']}"
+
+
+from applicant_api.serve import serve_cmd  # noqa: E402  (runs the applicant API under gunicorn)
+
+cli.add_command(serve_cmd)
 
 
 def main() -> None:

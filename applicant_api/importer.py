@@ -233,6 +233,9 @@ def import_file(path: str | os.PathLike, url: str | None = None, *, batch_size: 
 def _run(reader: LoanStatsReader, conn, report: ImportReport, reject: Callable[[Reject], None],
          batch_size: int, source: str, progress: bool) -> None:
     cleaner = RecordCleaner()
+    # A cleaned record's values come in cleaner.fields order, which must be the INSERT's column order.
+    if tuple(f.name for f in cleaner.fields) + ("source",) != COLUMNS:
+        raise AssertionError("RecordCleaner fields and importer COLUMNS disagree")
     pick = cleaner.getter(reader.header)
     clean = cleaner.clean_values
     # Values are bound here by pymysql (as executemany would) so the writer thread only does I/O.
@@ -244,7 +247,6 @@ def _run(reader: LoanStatsReader, conn, report: ImportReport, reject: Callable[[
     ignored = report.ignored_lines
     batch: list[tuple[int, Any, str]] = []
     last_pos = 0
-    names = FIELD_NAMES
     try:
         for item in reader:
             if type(item) is Row:
@@ -254,8 +256,8 @@ def _run(reader: LoanStatsReader, conn, report: ImportReport, reject: Callable[[
                 except RecordError as exc:
                     reject(Reject(item.line_no, item.raw.get("id"), exc.as_list()))
                     continue
-                params = [rec[n] for n in names]
-                params += (rec[TRUE_PD_COLUMN], source)
+                params = list(rec.values())
+                params.append(source)
                 batch.append((item.line_no, params[0], bind(params)))
                 if len(batch) >= batch_size:
                     _put(batches, batch, writer)

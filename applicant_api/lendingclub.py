@@ -30,7 +30,7 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 from applicant_api import fields
 from applicant_api.fields import FIELDS, Field, FieldError, RecordError
@@ -80,8 +80,7 @@ class LoanStatsError(ValueError):
     """The file is not a LoanStats export (no header, unreadable archive...)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
+class Row(NamedTuple):
     """A data row: its first physical line number (1-based) and its field texts in header order."""
 
     line_no: int
@@ -205,7 +204,8 @@ class LoanStatsReader:
             if len(row) == 1 and first.startswith(_NOTE_PREFIXES):
                 yield Skip(line_no, SUMMARY, f"summary line: {row[0].strip()[:80]}")
                 continue
-            yield Skip(line_no, MALFORMED, f"expected {width} fields, got {len(row)}")
+            span = f" (lines {line_no}-{prev_end}: a quote left open?)" if prev_end > line_no else ""
+            yield Skip(line_no, MALFORMED, f"expected {width} fields, got {len(row)}{span}")
 
     def close(self) -> None:
         for obj in (getattr(self, "_text", None), self._archive, self._disk):

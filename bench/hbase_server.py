@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import figure, stats, write_result
+from bench.common import figure, write_result
 
 logger = logging.getLogger(__name__)
 

@@ -1,10 +1,8 @@
-"""HBase's filter language (ParseFilter syntax) parsed into filters with HBase's per-row and per-cell semantics.
+"""HBase's filter language (ParseFilter syntax) parsed into filters with HBase's per-row and per-cell semantics."""
 
-A cell is a tuple ``(col, ts, value)`` where ``col`` is ``family:qualifier``.
-Return codes are reduced to what matters with one version per cell:
-INCLUDE, SKIP (this cell) and NEXT_ROW (the rest of this family in this row,
-as an HBase store scanner applies it).
-"""
+# A cell is a tuple (col, ts, value) where col is b"family:qualifier". Return codes are reduced to what
+# matters with one version per cell: INCLUDE, SKIP (this cell) and NEXT_ROW (the rest of this family in
+# this row, as an HBase store scanner applies it).
 
 from __future__ import annotations
 

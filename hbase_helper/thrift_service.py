@@ -21,7 +21,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_SCANNERS = 10_000       # HBASE_SERVER_MAX_SCANNERS (open scanners across all clients)
 DEFAULT_SCAN_PAGE_CELLS = 4_096     # HBASE_SERVER_SCAN_PAGE_CELLS (cells read from SQLite per page at most)
-LATEST_TIMESTAMP = 2**63 - 1        # HConstants.LATEST_TIMESTAMP
 
 
 def hbase_idl_path() -> str:

@@ -8,7 +8,8 @@ twice; consumers make that harmless with idempotent writes keyed by the
 application id (the message key).
 
 Speed: the next page is fetched (in a thread) while the current one is being
-published, and the Kafka producer batches with a short linger.
+published, up to two pages wait for their acknowledgements at once, and the
+messages of a page go out as one record batch per partition.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from typing import Any, Iterable
 
 import orjson
@@ -30,8 +32,7 @@ from producer.settings import ProducerSettings
 
 logger = logging.getLogger(__name__)
 
-# Record keys moved from the API's applicant into the message's provenance.
-PROVENANCE_KEYS = ("seq", "source", "created_at")
+MAX_PAGES_IN_FLIGHT = 2   # pages published but not yet acknowledged
 _PARTITIONER = DefaultPartitioner()  # murmur2 of the key, as the Java client and aiokafka's send()
 
 
@@ -55,12 +56,15 @@ class Backoff:
 
 
 def build_message(applicant: dict[str, Any], fetched_at: str) -> tuple[bytes, bytes]:
-    """(key, value) for one applicant: key = application id, value = {"applicant": ..., "provenance": ...}."""
-    record = dict(applicant)
-    provenance = {k: record.pop(k, None) for k in PROVENANCE_KEYS}
-    provenance["fetched_at"] = fetched_at
-    key = str(record["id"]).encode()
-    return key, orjson.dumps({"applicant": record, "provenance": provenance})
+    """(key, value) for one applicant as the API served it: key = application id,
+    value = {"applicant": record fields, "provenance": {seq, source, created_at, fetched_at}}.
+
+    Moves seq, source and created_at out of ``applicant`` in place (pages are built once, used once).
+    """
+    pop = applicant.pop
+    provenance = {"seq": pop("seq", None), "source": pop("source", None), "created_at": pop("created_at", None),
+                  "fetched_at": fetched_at}
+    return str(applicant["id"]).encode(), orjson.dumps({"applicant": applicant, "provenance": provenance})
 
 
 async def publish(kafka: AIOKafkaProducer, topic: str, messages: Iterable[tuple[bytes, bytes]]) -> int:
@@ -107,6 +111,8 @@ class Producer:
         self._stop = asyncio.Event()
         self.published = 0
         self.pages = 0
+        self.acked = 0            # the checkpointed cursor: every applicant up to this seq was acknowledged
+        self._window = (time.monotonic(), 0)
 
     def stop(self) -> None:
         self._stop.set()
@@ -153,21 +159,6 @@ class Producer:
         fetched_at = page.fetched_at
         await publish(self._kafka, self.settings.topic, (build_message(a, fetched_at) for a in page.applicants))
 
-    async def _publish_until_acked(self, page: Page) -> bool:
-        """Publish the page, retrying the whole page with backoff on broker errors. False if stopped first."""
-        backoff = Backoff(self.settings.backoff_start, self.settings.backoff_max)
-        while True:
-            try:
-                await self._publish(page)
-                return True
-            except (KafkaError, OSError) as exc:
-                delay = backoff.next_delay()
-                logger.warning("broker did not acknowledge page after seq %d (%s: %s); republishing the page "
-                               "in %.1fs (duplicates possible: at-least-once)",
-                               page.after, type(exc).__name__, exc, delay)
-                if await self._sleep(delay):
-                    return False
-
     # -- API ----------------------------------------------------------------------------
     async def _fetch_until_ok(self, after: int) -> Page | None:
         """The page after ``after``, waiting with backoff while the API is down. None if stopped first."""
@@ -188,61 +179,95 @@ class Producer:
 
     # -- the loop -----------------------------------------------------------------------
     async def run(self, once: bool = False) -> dict[str, Any]:
-        """Publish until stopped (or, with ``once``, until the API has nothing more). Returns a summary."""
+        """Publish until stopped (or, with ``once``, until the API has nothing more). Returns a summary.
+
+        A broker failure ends the current pass: everything in flight settles, and after a backoff
+        publishing restarts from the last checkpoint (re-reading those pages from the API).
+        """
         started = time.monotonic()
-        after = start_after = self.checkpoint.load()
-        logger.info("producer starting after seq %d: %s -> %s topic %s", after, self.settings.api_url,
+        self.acked = start_after = self.checkpoint.load()
+        logger.info("producer starting after seq %d: %s -> %s topic %s", start_after, self.settings.api_url,
                     self.settings.bootstrap, self.settings.topic)
-        window_start, window_count = started, 0
-        fetch: asyncio.Task | None = None
+        self._window = (started, 0)
+        backoff = Backoff(self.settings.backoff_start, self.settings.backoff_max)
         try:
-            if not await self._start_kafka():
-                return self._summary(start_after, after, started)
-            fetch = asyncio.create_task(self._fetch_until_ok(after))
+            while await self._start_kafka():
+                try:
+                    await self._pump(once)
+                    break
+                except (KafkaError, ConnectionError) as exc:
+                    delay = backoff.next_delay()
+                    logger.warning("broker did not acknowledge every message after seq %d (%s: %s); "
+                                   "republishing from the checkpoint in %.1fs (duplicates possible: "
+                                   "at-least-once)", self.acked, type(exc).__name__, exc, delay)
+                    await _stop_quietly(self._kafka)
+                    self._kafka = None
+                    if await self._sleep(delay):
+                        break
+        finally:
+            if self._kafka is not None:
+                await _stop_quietly(self._kafka)
+                self._kafka = None
+            self.api.close()
+        summary = self._summary(start_after, self.acked, started)
+        logger.info("producer stopped: %s", summary)
+        return summary
+
+    async def _pump(self, once: bool) -> None:
+        """One pass from the checkpoint: fetch page i+1 and publish page i+1 while page i's acks come in.
+
+        The checkpoint advances page by page, in order, only past pages whose every message was acknowledged.
+        """
+        batch = self.settings.batch
+        fetch: asyncio.Task | None = asyncio.create_task(self._fetch_until_ok(self.acked))
+        inflight: deque[tuple[Page, asyncio.Task]] = deque()
+        try:
             while True:
                 page = await fetch
                 fetch = None
                 if page is None:  # stopped while waiting for the API
                     break
-                full = page.count == self.settings.batch
-                if full:  # pipeline: ask for the next page while this one is published
+                full = page.count == batch
+                if full:
                     fetch = asyncio.create_task(self._fetch_until_ok(page.next_after))
                 if page.count:
-                    if not await self._publish_until_acked(page):
-                        break
-                    await asyncio.to_thread(self.checkpoint.save, page.next_after)
-                    after = page.next_after
-                    self.published += page.count
-                    self.pages += 1
-                    window_count += page.count
-                now = time.monotonic()
-                if now - window_start >= self.settings.log_every:
-                    logger.info("published %d applicants in %.1fs (%.0f/s); total %d, cursor seq %d",
-                                window_count, now - window_start, window_count / (now - window_start),
-                                self.published, after)
-                    window_start, window_count = now, 0
-                if self._stop.is_set():
+                    inflight.append((page, asyncio.create_task(self._publish(page))))
+                while inflight and (len(inflight) > MAX_PAGES_IN_FLIGHT or inflight[0][1].done() or not full):
+                    done, task = inflight[0]
+                    await task  # on failure the page stays at the head: nothing after it is checkpointed
+                    inflight.popleft()
+                    await asyncio.to_thread(self.checkpoint.save, done.next_after)
+                    self._acknowledged(done)
+                if self._stop.is_set() or (not full and once):
                     break
                 if not full:
-                    if once:
-                        break
                     if await self._sleep(self.settings.interval):
                         break
-                    fetch = asyncio.create_task(self._fetch_until_ok(after))
+                    fetch = asyncio.create_task(self._fetch_until_ok(self.acked))
         finally:
             if fetch is not None:
                 fetch.cancel()
-                try:
-                    await fetch
-                except (asyncio.CancelledError, Exception):
-                    pass
-            if self._kafka is not None:
-                await _stop_quietly(self._kafka)
-                self._kafka = None
-            self.api.close()
-        summary = self._summary(start_after, after, started)
-        logger.info("producer stopped: %s", summary)
-        return summary
+                await asyncio.gather(fetch, return_exceptions=True)
+            if inflight:  # an error or a stop: let what was sent settle, keep the checkpoint in order
+                results = await asyncio.gather(*(t for _, t in inflight), return_exceptions=True)
+                for (done, _), result in zip(inflight, results):
+                    if isinstance(result, BaseException):
+                        break
+                    self.checkpoint.save(done.next_after)
+                    self._acknowledged(done)
+
+    def _acknowledged(self, page: Page) -> None:
+        self.acked = page.next_after
+        self.published += page.count
+        self.pages += 1
+        start, count = self._window
+        count += page.count
+        now = time.monotonic()
+        if now - start >= self.settings.log_every:
+            logger.info("published %d applicants in %.1fs (%.0f/s); total %d, cursor seq %d",
+                        count, now - start, count / (now - start), self.published, self.acked)
+            start, count = now, 0
+        self._window = (start, count)
 
     def _summary(self, start_after: int, after: int, started: float) -> dict[str, Any]:
         seconds = time.monotonic() - started

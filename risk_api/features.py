@@ -182,10 +182,20 @@ def _rows(records: Sequence[Any], errors: dict) -> tuple[list[tuple], list[tuple
 def _number_block(nums: list[tuple], errors: dict) -> tuple[np.ndarray, dict[str, tuple] | None]:
     """The numeric sources as a (k, n) float matrix (one contiguous row per source), NaN where missing or unusable (those get an error)."""
     types = set(map(type, chain.from_iterable(nums)))
-    if types <= _OK_NUMBER:
+    if types <= _OK_NUMBER_OR_NONE:
+        flat = list(chain.from_iterable(nums))
+        if type(None) in types:
+            # Missing values are few: find them with list.index (a C loop) rather than a Python loop.
+            i = -1
+            try:
+                while True:
+                    i = flat.index(None, i + 1)
+                    flat[i] = math.nan
+            except ValueError:
+                pass
         try:
-            flat = np.fromiter(chain.from_iterable(nums), dtype=np.float64, count=len(nums) * len(NUMBER_SOURCES))
-            return flat.reshape(len(nums), len(NUMBER_SOURCES)).T.copy(), None
+            block = np.fromiter(flat, dtype=np.float64, count=len(flat))
+            return block.reshape(len(nums), len(NUMBER_SOURCES)).T.copy(), None
         except OverflowError:
             pass
     cols = dict(zip(NUMBER_SOURCES, zip(*nums))) if nums else {k: () for k in NUMBER_SOURCES}
@@ -226,19 +236,23 @@ def _month_index(v: Any) -> float | None:
     return None
 
 
+_MONTHS: dict[Any, float] = {None: math.nan}    # "YYYY-MM" -> month index, filled as seen (few thousand at most)
+_MAX_CACHED = 100_000
+
+
 def _month_column(name: str, col: tuple, errors: dict) -> np.ndarray:
     try:
-        index = {v: _month_index(v) for v in set(col)}
-    except TypeError:                            # an unhashable value (a JSON list or object)
-        index = None
-    if index is not None and None not in index.values():
-        return np.array(list(map(index.__getitem__, col)), dtype=np.float64)
+        return np.fromiter(map(_MONTHS.__getitem__, col), dtype=np.float64, count=len(col))
+    except (KeyError, TypeError):               # a month not seen yet, or an unhashable value
+        pass
     out = np.empty(len(col), dtype=np.float64)
     for i, v in enumerate(col):
         m = None if v is None else _month_index(v)
         out[i] = math.nan if m is None else m
         if v is not None and m is None:
             _error(errors, i, name, v, "must be a month 'YYYY-MM'")
+        elif m is not None and len(_MONTHS) < _MAX_CACHED:
+            _MONTHS[v] = m
     return out
 
 
@@ -248,24 +262,46 @@ def _level_code(feature: CategoricalFeature, v: Any) -> float:
     return float(_LEVEL_CODES[feature.name].get(v.strip().lower().replace(" ", "_"), len(feature.levels) - 1))
 
 
+_LEVELS: dict[str, dict[Any, float]] = {f.name: {} for f in CATEGORICAL}   # raw text -> code, filled as seen
+
+
 def _level_column(feature: CategoricalFeature, col: tuple, errors: dict) -> np.ndarray:
+    cache = _LEVELS[feature.name]
     try:
-        uniq = set(col)
-    except TypeError:                            # an unhashable value (a JSON list or object)
-        uniq = None
-    if uniq is None or not set(map(type, uniq)) <= _OK_TEXT_OR_NONE:
-        for i, v in enumerate(col):
-            if v is not None and type(v) is not str:
-                _error(errors, i, feature.source, v, f"must be text, got {type(v).__name__}")
-        return np.array([_level_code(feature, v) for v in col], dtype=np.float64)
-    index = {v: _level_code(feature, v) for v in uniq}
-    return np.array(list(map(index.__getitem__, col)), dtype=np.float64)
+        return np.fromiter(map(cache.__getitem__, col), dtype=np.float64, count=len(col))
+    except (KeyError, TypeError):               # a text not seen yet, or an unhashable value
+        pass
+    out = np.empty(len(col), dtype=np.float64)
+    for i, v in enumerate(col):
+        if v is not None and type(v) is not str:
+            _error(errors, i, feature.source, v, f"must be text, got {type(v).__name__}")
+        out[i] = code = _level_code(feature, v)
+        # Only short texts are cached, so odd inputs cannot grow the cache's memory much.
+        if (v is None or (type(v) is str and len(v) <= 64)) and len(cache) < _MAX_CACHED:
+            cache[v] = code
+    return out
+
+
+CHUNK = 2048    # records converted at a time: keeps the intermediate tuples in cache on big inputs
 
 
 def extract(records: Sequence[Mapping[str, Any]]) -> Batch:
     """Validate the model inputs of ``records`` and build the raw feature matrix (unknown keys are ignored)."""
     if not isinstance(records, Sequence) or isinstance(records, (str, bytes)):
         raise TypeError(f"records must be a sequence of mappings, got {type(records).__name__}")
+    n = len(records)
+    if n <= CHUNK:
+        return _extract(records)
+    matrix = np.empty((n, len(FEATURE_NAMES)), dtype=np.float64)
+    errors: dict[int, dict[str, str]] = {}
+    for start in range(0, n, CHUNK):
+        part = _extract(records[start:start + CHUNK])
+        matrix[start:start + len(part.matrix)] = part.matrix
+        errors.update((start + i, e) for i, e in part.errors.items())
+    return Batch(matrix, errors)
+
+
+def _extract(records: Sequence[Any]) -> Batch:
     n = len(records)
     errors: dict[int, dict[str, str]] = {}
     nums, others = _rows(records, errors)

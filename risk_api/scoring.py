@@ -19,6 +19,7 @@ RISK_BANDS: tuple[tuple[float, str], ...] = (
     (0.05, "very_low"), (0.10, "low"), (0.20, "medium"), (0.35, "high"), (math.inf, "very_high"))
 _BAND_EDGES = np.array([b for b, _ in RISK_BANDS[:-1]])
 _BAND_NAMES = tuple(name for _, name in RISK_BANDS)
+_CHUNK = 4096
 
 
 def _floats(value: Any, n: int, what: str) -> np.ndarray:
@@ -99,8 +100,10 @@ class Model:
         assign[np.arange(len(features.NUMERIC)), self.num_group_of] = 1.0
         self.assign = assign
         # Reason templates (code, feature, text), numeric groups x (HIGH, LOW, MISSING) then every level.
-        self.adverse = [(g, reasons.ADVERSE_DIRECTION[name] == "HIGH") for g, name in enumerate(groups)
-                        if name in reasons.ADVERSE_DIRECTION]
+        adverse = [(g, reasons.ADVERSE_DIRECTION[name] == "HIGH") for g, name in enumerate(groups)
+                   if name in reasons.ADVERSE_DIRECTION]
+        self.adverse_cols = np.array([g for g, _ in adverse], dtype=np.intp)
+        self.adverse_high = np.array([h for _, h in adverse], dtype=bool)
         templates = []
         for g in groups:
             for d in ("HIGH", "LOW", "MISSING"):
@@ -157,13 +160,21 @@ class Model:
         primary = matrix[:, :features.N_NUMERIC][:, self.primary]
         high = primary > self.mean[self.primary]
         missing = np.isnan(primary)
-        ranked = contrib
-        if self.adverse:
-            ranked = contrib.copy()
-            for g, want_high in self.adverse:
-                ranked[:, g][~missing[:, g] & (high[:, g] != want_high)] = -np.inf
-        order = np.argsort(-ranked, axis=1, kind="stable")[:, :limit]
-        top = np.round(np.take_along_axis(ranked, order, axis=1), 6)
+        work = contrib                            # contributions() returns a fresh array: safe to overwrite
+        if self.adverse_cols.size:
+            cols = self.adverse_cols
+            wrong_way = ~missing[:, cols] & (high[:, cols] != self.adverse_high)
+            work[:, cols] = np.where(wrong_way, -np.inf, work[:, cols])
+        # The top ``limit`` by repeated argmax: argmax returns the first maximum, so ties go by group order.
+        rows = np.arange(n)
+        order = np.empty((n, min(limit, work.shape[1])), dtype=np.intp)
+        top = np.empty(order.shape)
+        for k in range(order.shape[1]):
+            best = work.argmax(axis=1)
+            order[:, k] = best
+            top[:, k] = work[rows, best]
+            work[rows, best] = -np.inf
+        top = np.round(top, 6)
         # Template id of every (row, group): numeric 3*g + (HIGH 0, LOW 1, MISSING 2); categorical offset + level.
         tid = np.empty((n, len(self.groups)), dtype=np.intp)
         tid[:, :n_num] = np.arange(n_num) * 3 + np.where(missing, 2, np.where(high, 0, 1))
@@ -181,6 +192,9 @@ class Model:
     def score_records(self, records: Sequence[Any], threshold: float | None = None) -> list[dict[str, Any]]:
         """One result per record, in order: a score or ``{"id", "error": {"field", "reason"}}``."""
         threshold = self.threshold if threshold is None else threshold
+        if len(records) > _CHUNK:                # keeps big inputs cache-friendly; results are the same
+            return [r for start in range(0, len(records), _CHUNK)
+                    for r in self.score_records(records[start:start + _CHUNK], threshold)]
         batch = features.extract(records)
         ok_rows = np.flatnonzero(batch.ok)
         m = batch.matrix if len(ok_rows) == len(records) else batch.matrix[ok_rows]

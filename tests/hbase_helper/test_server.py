@@ -467,7 +467,9 @@ def test_data_survives_restart_and_kill(tmp_path):
         conn.close()
     finally:
         svc.stop()
-    assert "listening on" in svc.log_file.read_text()
+    log = svc.log_file.read_text()
+    assert "listening on" in log
+    assert "received SIGTERM, stopping" in log and "HBase Thrift server stopped" in log
 
 
 def test_in_memory_database(tmp_path):

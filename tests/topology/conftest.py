@@ -1,0 +1,228 @@
+"""Fixtures for the topology tests: a real risk API (gunicorn), isolated topic/table names, a raw producer and reconciliation."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import uuid
+from dataclasses import dataclass, field
+
+import happybase
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from deploy.services import HBaseServer, free_port
+from hbase_helper import layout
+from topology.process import RiskApiService, WorkerProcess, wait_for
+from topology.settings import Settings
+from topology.testdata import messages
+from topology.topics import ensure_topics
+
+PARTITIONS = 4
+
+
+@pytest.fixture(scope="session")
+def risk_token():
+    return secrets.token_urlsafe(16)
+
+
+@pytest.fixture(scope="session")
+def risk_api(services_dir, risk_token):
+    """The real risk API under gunicorn with the package's default model (session-wide, never stopped by tests)."""
+    svc = RiskApiService(run_dir=services_dir, port=free_port(), token=risk_token, workers=1,
+                         extra_env={"RISK_MAX_BATCH": "10000"})
+    svc.start(timeout=60)
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture
+def own_risk_api(tmp_path, risk_token):
+    """A risk API this test may stop and start."""
+    svc = RiskApiService(run_dir=tmp_path / "risk", port=free_port(), token=risk_token, workers=1)
+    svc.start(timeout=60)
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture
+def own_hbase(tmp_path):
+    """An HBase server this test may stop and start (same port, same SQLite file)."""
+    svc = HBaseServer(run_dir=tmp_path / "hbase", port=free_port())
+    svc.start()
+    yield svc
+    svc.stop()
+
+
+@dataclass
+class Topology:
+    """One isolated pipeline: its own topics, consumer group and HBase table prefix."""
+
+    env: dict
+    settings: Settings
+    hbase: HBaseServer
+    run_dir: object
+    workers: list = field(default_factory=list)
+
+    def worker(self) -> WorkerProcess:
+        w = WorkerProcess(self.env, log_file=self.run_dir / f"worker{len(self.workers)}.log", cwd=self.run_dir)
+        self.workers.append(w)
+        return w.start()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- worker {i}\n{w.log_tail(60)}" for i, w in enumerate(self.workers))
+
+    # -- broker ---------------------------------------------------------
+    def produce(self, msgs) -> None:
+        async def run():
+            await ensure_topics(self.settings)
+            p = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5, max_request_size=8 << 20)
+            await p.start()
+            try:
+                futs = [await p.send(self.settings.topic_raw, v, key=k) for k, v in msgs]
+                await asyncio.gather(*futs)
+            finally:
+                await p.stop()
+        asyncio.run(run())
+
+    @property
+    def bootstrap(self) -> str:
+        return self.settings.broker.split("://", 1)[1]
+
+    def read_topic(self, topic: str) -> list:
+        """Every message of a topic from the beginning (key, value bytes)."""
+        async def run():
+            c = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                 auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20)
+            await c.start()
+            out = []
+            try:
+                tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+                c.assign(tps)
+                await c.seek_to_beginning(*tps)
+                idle = 0
+                while idle < 2:
+                    batch = await c.getmany(timeout_ms=300, max_records=50000)
+                    if not batch:
+                        idle += 1
+                    for msgs in batch.values():
+                        out.extend((m.key, m.value) for m in msgs)
+            finally:
+                await c.stop()
+            return out
+        return asyncio.run(run())
+
+    def dlq(self) -> list[dict]:
+        return [orjson.loads(v) for _, v in self.read_topic(self.settings.topic_dlq)]
+
+    # -- HBase ----------------------------------------------------------
+    def _connection(self) -> happybase.Connection:
+        return happybase.Connection(self.hbase.host, self.hbase.port, table_prefix=self.env["HBASE_TABLE_PREFIX"],
+                                    timeout=30000)
+
+    def hbase_ids(self, table: str = layout.MAIN_TABLE) -> list[int]:
+        """Ids of the rows in HBase (one entry per row, so duplicates would show)."""
+        conn = self._connection()
+        try:
+            if table.encode() not in conn.tables():
+                return []
+            keys = [k for k, _ in conn.table(table).scan(filter="FirstKeyOnlyFilter() AND KeyOnlyFilter()",
+                                                          batch_size=5000)]
+        finally:
+            conn.close()
+        if table == layout.MAIN_TABLE:
+            return [layout.id_from_row_key(k) for k in keys]
+        return [layout.parse_index_key(k)[2] for k in keys]
+
+    def read_decision(self, app_id: int):
+        conn = self._connection()
+        try:
+            cells = conn.table(layout.MAIN_TABLE).row(layout.row_key(app_id))
+            return layout.decode_main_row(layout.row_key(app_id), cells) if cells else None
+        finally:
+            conn.close()
+
+    # -- reconciliation -------------------------------------------------
+    def wait_accounted(self, expected: set[int], timeout: float = 120.0) -> None:
+        def done():
+            for w in self.workers:
+                if w.proc is not None and w.proc.poll() is not None and w.proc.returncode not in (0, -9):
+                    raise AssertionError(f"worker died ({w.proc.returncode}):\n{self.logs()}")
+            return len(set(self.hbase_ids()) | {d["id"] for d in self.dlq()}) >= len(expected)
+        try:
+            wait_for(done, timeout, interval=1.0, what="every applicant accounted for")
+        except TimeoutError:
+            raise AssertionError(f"not every applicant accounted for in {timeout}s:\n{self.logs()}") from None
+
+    def reconcile(self, expected: set[int]) -> dict:
+        rows = self.hbase_ids()
+        index = self.hbase_ids(layout.INDEX_TABLE)
+        dlq = self.dlq()
+        dlq_ids = [d["id"] for d in dlq]
+        saved, dead = set(rows), set(dlq_ids)
+        assert len(rows) == len(saved), "duplicate rows in the main table"
+        assert sorted(index) == sorted(rows), "the time index does not match the main table one to one"
+        assert not saved & dead, f"in both HBase and the DLQ: {sorted(saved & dead)[:10]}"
+        assert saved | dead == expected, (f"missing: {sorted(expected - saved - dead)[:10]}, "
+                                          f"unexpected: {sorted((saved | dead) - expected)[:10]}")
+        events = {int(k) for k, _ in self.read_topic(self.settings.topic_decisions)}
+        assert events == saved, "the decisions topic does not match the HBase rows"
+        return {"rows": len(saved), "dlq": dlq, "dlq_ids": dead}
+
+
+@pytest.fixture
+def topology(broker, hbase_server, risk_api, tmp_path):
+    """A fresh, isolated topology environment on the session broker, HBase server and risk API."""
+    yield from _topology(broker, hbase_server, risk_api, tmp_path)
+
+
+def _topology(broker, hbase, risk, tmp_path, **extra):
+    tag = uuid.uuid4().hex[:8]
+    env = dict(os.environ)
+    env.update({
+        "KAFKA_BROKER": broker.url, "TOPOLOGY_APP_ID": f"topology-test-{tag}", "TOPIC_PARTITIONS": str(PARTITIONS),
+        "TOPIC_RAW": f"raw-{tag}", "TOPIC_CLEAN": f"clean-{tag}", "TOPIC_ELIGIBLE": f"eligible-{tag}",
+        "TOPIC_SCORED": f"scored-{tag}", "TOPIC_DECISIONS": f"decisions-{tag}", "TOPIC_DLQ": f"dlq-{tag}",
+        "TOPIC_PASSTHROUGH": f"pass-{tag}",
+        "HBASE_HOST": hbase.host, "HBASE_PORT": str(hbase.port), "HBASE_TABLE_PREFIX": f"t{tag}",
+        "RISK_API_URL": risk.url, "RISK_API_TOKEN": risk.token, "FAUST_DATADIR": str(tmp_path / "faust"),
+        "RETRY_CAP": "2", "MAX_RAW_BYTES": "200000",
+    })
+    env.update(extra)
+    topo = Topology(env=env, settings=Settings.from_env(env), hbase=hbase, run_dir=tmp_path)
+    try:
+        yield topo
+    finally:
+        for w in topo.workers:
+            w.kill()
+
+
+@pytest.fixture
+def make_topology(broker, tmp_path):
+    """Factory for a topology on given HBase / risk API services (for the outage tests)."""
+    gens = []
+
+    def make(hbase, risk, **extra):
+        gen = _topology(broker, hbase, risk, tmp_path, **extra)
+        gens.append(gen)
+        return next(gen)
+    yield make
+    for gen in gens:
+        gen.close()
+
+
+def _workload(count: int, first_id: int = 1, dirty_every: int = 50):
+    """(messages, all ids, dirty ids) with the dirty kinds of topology.testdata (huge = 250 kB)."""
+    msgs, dirty = [], set()
+    for key, value, kind in messages(first_id, count, dirty_every=dirty_every, huge_bytes=250_000):
+        msgs.append((key, value))
+        if kind:
+            dirty.add(int(key))
+    return msgs, set(range(first_id, first_id + count)), dirty
+
+
+@pytest.fixture
+def workload():
+    return _workload
