@@ -11,7 +11,7 @@ import orjson
 from flask import Blueprint, current_app, request
 
 from applicant_api import repository
-from applicant_api.fields import RecordError, clean_record
+from applicant_api.fields import FIELDS, RecordError, clean_record
 from applicant_api.jsonio import error_response, json_response, raw_json_response
 from applicant_api.settings import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
 
@@ -22,6 +22,9 @@ bp = Blueprint("applicants", __name__, url_prefix="/api/v1/applicants")
 DEFAULT_SOURCE = "api"
 SOURCE_PATTERN = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 MAX_SEQ = 2**64 - 1
+_DIGITS = re.compile(r"[0-9]{1,20}")
+MAX_BIGINT = 2**63 - 1     # integer fields are BIGINT columns
+INT_FIELDS = tuple(f.name for f in FIELDS if f.kind == "int")
 
 
 def _state():
@@ -32,10 +35,9 @@ def _query_int(name: str, default: int, lo: int, hi: int) -> tuple[int | None, d
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default, None
-    try:
-        value = int(raw)
-    except ValueError:
-        return None, {"field": name, "reason": f"must be an integer, got {raw!r}"}
+    if not _DIGITS.fullmatch(raw):
+        return None, {"field": name, "reason": f"must be a whole number, got {raw!r}"}
+    value = int(raw)
     if not lo <= value <= hi:
         return None, {"field": name, "reason": f"must be between {lo} and {hi}, got {value}"}
     return value, None
@@ -96,10 +98,13 @@ def create_applicants():
     sources: list[str] = []
     for index, item in enumerate(items):
         try:
-            cleaned.append(clean_record(item))
+            record = clean_record(item)
         except RecordError as exc:
             errors.extend({"index": index, **e} for e in exc.as_list())
             continue
+        errors.extend({"index": index, "field": name, "reason": f"must be <= {MAX_BIGINT}, got {record[name]}"}
+                      for name in INT_FIELDS if record[name] is not None and record[name] > MAX_BIGINT)
+        cleaned.append(record)
         source = item.get("source", DEFAULT_SOURCE)
         if not isinstance(source, str) or not SOURCE_PATTERN.match(source):
             errors.append({"index": index, "field": "source",
@@ -116,6 +121,9 @@ def create_applicants():
             stored = repository.insert(conn, cleaned, sources)
     except repository.DuplicateIds as exc:
         return error_response(409, "some ids exist already; nothing was stored", duplicates=exc.ids)
+    except repository.RejectedValue as exc:
+        return error_response(400, "the database refused a value; nothing was stored",
+                              [{"field": exc.field, "reason": exc.reason}])
     logger.info("stored %d applicants", len(stored))
     return json_response({"created": len(stored),
                           "applicants": [{"id": i, "seq": s} for i, s in stored]}, 201)

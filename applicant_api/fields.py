@@ -24,6 +24,7 @@ TERMS = (36, 60)
 MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1)}
 MAX_TEXT = 255
+MAX_INT = 2**63 - 1   # the BIGINT columns' limit
 
 
 class FieldError(ValueError):
@@ -137,6 +138,8 @@ def _number(field: Field, raw: Any, *, integer: bool) -> float | int:
         if float(value) != int(value):
             raise FieldError(field.name, f"must be a whole number, got {raw!r}")
         value = int(value)
+        if abs(value) > MAX_INT:
+            raise FieldError(field.name, f"must be a whole number within +-{MAX_INT}, got {raw!r}")
     else:
         value = float(value)
     _check_range(field, value)

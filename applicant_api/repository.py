@@ -17,6 +17,7 @@ still inside that window can be missed.)
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Iterable, Sequence
 
 import pymysql
@@ -45,6 +46,18 @@ INSERT_SQL = (f"INSERT INTO `{TABLE}` ({', '.join(f'`{c}`' for c in _INSERT_COLU
 # The reference page read for the benchmark: the same rows as plain tuples, no JSON.
 PAGE_TUPLES_SQL = (f"SELECT {', '.join(f'`{c}`' for c in PUBLIC_COLUMNS)} FROM `{TABLE}` "
                    "WHERE `seq` > %s ORDER BY `seq` LIMIT %s")
+
+
+class RejectedValue(ValueError):
+    """MariaDB refused a value (out of range for its column); nothing was written."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+_COLUMN_IN_MESSAGE = re.compile(r"column '([^']+)'")
 
 
 class DuplicateIds(Exception):
@@ -101,6 +114,11 @@ def insert(conn, records: Sequence[dict[str, Any]], sources: Sequence[str]) -> l
         if exc.args and exc.args[0] == DUPLICATE_KEY:
             raise DuplicateIds(existing_ids(conn, ids)) from None
         raise
+    except pymysql.err.DataError as exc:
+        conn.rollback()
+        message = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+        match = _COLUMN_IN_MESSAGE.search(message)
+        raise RejectedValue(match.group(1) if match else "$", message) from None
     except BaseException:
         conn.rollback()
         raise

@@ -37,6 +37,10 @@ async def _main(producer: Producer, once: bool) -> dict:
 def main(once: bool, interval: float | None, batch: int | None, checkpoint: str | None, verbose: bool) -> None:
     """Poll the applicant API and publish each applicant to Kafka (at-least-once, durable cursor).
 
+    The checkpoint advances only after the broker acknowledged a page, so a restart (even after
+    kill -9) skips nothing; after a crash some applicants may be published twice (at-least-once).
+    When the API or the broker is down it waits with backoff and resumes; it never exits for that.
+
     Configuration comes from the environment: APPLICANT_API_URL, APPLICANT_API_TOKEN, KAFKA_BROKER,
     RAW_TOPIC, PRODUCER_CHECKPOINT, PRODUCER_INTERVAL, PRODUCER_BATCH, PRODUCER_LOG_EVERY ...
     """

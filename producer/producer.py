@@ -192,10 +192,13 @@ class Producer:
         backoff = Backoff(self.settings.backoff_start, self.settings.backoff_max)
         try:
             while await self._start_kafka():
+                progress_from = self.acked
                 try:
                     await self._pump(once)
                     break
                 except (KafkaError, ConnectionError) as exc:
+                    if self.acked > progress_from:  # it worked for a while: a fresh failure, short wait
+                        backoff.reset()
                     delay = backoff.next_delay()
                     logger.warning("broker did not acknowledge every message after seq %d (%s: %s); "
                                    "republishing from the checkpoint in %.1fs (duplicates possible: "

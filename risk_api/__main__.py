@@ -87,7 +87,8 @@ def build_default(rows: int, seed: int, out_path: Path) -> None:
               show_default=True, type=int)
 @click.option("--workers", default=lambda: int(os.environ.get("RISK_API_WORKERS", settings.DEFAULT_WORKERS)),
               show_default=True, type=click.IntRange(min=1))
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
+@click.option("--threads", default=lambda: int(os.environ.get("RISK_API_THREADS", settings.DEFAULT_THREADS)),
+              show_default=True, type=click.IntRange(min=1),
               help="Threads per worker (>1 uses gunicorn's gthread worker, which keeps connections alive).")
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the API with gunicorn (settings from RISK_* environment variables)."""

@@ -21,6 +21,7 @@ from applicant_api import fields as appfields
 logger = logging.getLogger(__name__)
 
 FEATURE_SPEC_VERSION = 1
+MAX_ABS_VALUE = 1e12     # numeric features are capped to +-this before scoring (and training)
 
 # Fields known when the application is made: the only record keys the model may ever read.
 ALLOWED_FIELDS: frozenset[str] = frozenset({
@@ -179,8 +180,9 @@ def _rows(records: Sequence[Any], errors: dict) -> tuple[list[tuple], list[tuple
     return nums, others
 
 
-def _number_block(nums: list[tuple], errors: dict) -> tuple[np.ndarray, dict[str, tuple] | None]:
-    """The numeric sources as a (k, n) float matrix (one contiguous row per source), NaN where missing or unusable (those get an error)."""
+def _number_block(nums: list[tuple], errors: dict) -> np.ndarray:
+    """The numeric sources as a (k, n) float matrix (a contiguous row per source); NaN where missing or unusable
+    (an unusable value also gets an error)."""
     types = set(map(type, chain.from_iterable(nums)))
     if types <= _OK_NUMBER_OR_NONE:
         flat = list(chain.from_iterable(nums))
@@ -195,7 +197,7 @@ def _number_block(nums: list[tuple], errors: dict) -> tuple[np.ndarray, dict[str
                 pass
         try:
             block = np.fromiter(flat, dtype=np.float64, count=len(flat))
-            return block.reshape(len(nums), len(NUMBER_SOURCES)).T.copy(), None
+            return block.reshape(len(nums), len(NUMBER_SOURCES)).T.copy()
         except OverflowError:
             pass
     cols = dict(zip(NUMBER_SOURCES, zip(*nums))) if nums else {k: () for k in NUMBER_SOURCES}
@@ -209,7 +211,7 @@ def _number_block(nums: list[tuple], errors: dict) -> tuple[np.ndarray, dict[str
             except OverflowError:
                 pass
         block[j] = _number_column(name, col, errors)
-    return block, cols
+    return block
 
 
 def _number_column(name: str, col: tuple, errors: dict) -> np.ndarray:
@@ -230,7 +232,7 @@ def _number_column(name: str, col: tuple, errors: dict) -> np.ndarray:
 
 
 def _month_index(v: Any) -> float | None:
-    if type(v) is str and len(v) == 7 and v[4] == "-" and v[:4].isdigit() and v[5:].isdigit() \
+    if type(v) is str and len(v) == 7 and v.isascii() and v[4] == "-" and v[:4].isdigit() and v[5:].isdigit() \
             and 1 <= int(v[5:]) <= 12:
         return float(int(v[:4]) * 12 + int(v[5:]) - 1)
     return None
@@ -305,7 +307,7 @@ def _extract(records: Sequence[Any]) -> Batch:
     n = len(records)
     errors: dict[int, dict[str, str]] = {}
     nums, others = _rows(records, errors)
-    block, _ = _number_block(nums, errors)
+    block = _number_block(nums, errors)
     cols = dict(zip(_OTHER_SOURCES, zip(*others))) if n else {k: () for k in _OTHER_SOURCES}
     raw: dict[str, np.ndarray] = {name: block[j] for j, name in enumerate(NUMBER_SOURCES)}
     for name in MONTH_SOURCES:
@@ -321,6 +323,9 @@ def _extract(records: Sequence[Any]) -> Batch:
     with np.errstate(divide="ignore", invalid="ignore"):
         for j, feat in enumerate(NUMERIC):
             matrix[:, j] = feat.compute(raw)
+    # Fields without an upper bound (revol_bal, counts...) may hold absurd but finite values; capping them keeps
+    # every product in the scorer finite. No real application comes near the cap.
+    np.clip(matrix[:, :N_NUMERIC], -MAX_ABS_VALUE, MAX_ABS_VALUE, out=matrix[:, :N_NUMERIC])
     for j, feat in enumerate(CATEGORICAL, start=N_NUMERIC):
         if feat.name == "emp_length":
             emp = raw["emp_length"]
@@ -334,36 +339,52 @@ def _extract(records: Sequence[Any]) -> Batch:
     return Batch(matrix, errors)
 
 
-_INTEGER_SOURCES = ("delinq_2yrs", "inq_last_6mths", "open_acc", "pub_rec", "total_acc")
+_INTEGER_SOURCES = ("delinq_2yrs", "inq_last_6mths", "open_acc", "pub_rec", "total_acc", "emp_length")
+_CHECKED = NUMBER_SOURCES + MONTH_SOURCES
+
+
+def _bounds() -> tuple[np.ndarray, ...]:
+    """Per checked source: lower bound, upper bound, exclusive flags (NaN bound = none), integer and required."""
+    lo, hi, lo_x, hi_x = [], [], [], []
+    for name in _CHECKED:
+        f = appfields.FIELDS_BY_NAME[name]
+        lo.append(math.nan if f.minimum is None else f.minimum)
+        hi.append(math.nan if f.maximum is None else f.maximum)
+        lo_x.append(f.exclusive_minimum)
+        hi_x.append(f.exclusive_maximum)
+    if "emp_length" in _CHECKED:
+        lo[_CHECKED.index("emp_length")], hi[_CHECKED.index("emp_length")] = 0.0, 10.0
+    col = lambda values, dtype=np.float64: np.array(values, dtype=dtype)[:, None]   # noqa: E731
+    return (col(lo), col(hi), col(lo_x, bool), col(hi_x, bool),
+            col([n in _INTEGER_SOURCES for n in _CHECKED], bool), col([n in REQUIRED_SOURCES for n in _CHECKED], bool))
+
+
+_LO, _HI, _LO_X, _HI_X, _INTEGER, _REQUIRED = _bounds()
+_TERM_ROW = _CHECKED.index("term")
 
 
 def _validate_numbers(raw: dict[str, np.ndarray], value: Callable[[str, int], Any], errors: dict) -> None:
-    """Vectorised required / finite / range checks; the reasons come from the record definition."""
-    for name in NUMBER_SOURCES + MONTH_SOURCES:
-        x = raw[name]
-        field = appfields.FIELDS_BY_NAME[name]
-        missing = np.isnan(x)
-        bad = np.isinf(x)
-        if missing.any():
-            for i in np.flatnonzero(missing):
-                v = value(name, i)
-                # NaN from a JSON NaN is an error; None is a missing value, allowed for optional inputs only.
-                if (v is not None and type(v) in _OK_NUMBER) or (v is None and name in REQUIRED_SOURCES):
-                    bad[i] = True
-        with np.errstate(invalid="ignore"):
-            if field.minimum is not None:
-                bad |= (x <= field.minimum) if field.exclusive_minimum else (x < field.minimum)
-            if field.maximum is not None:
-                bad |= (x >= field.maximum) if field.exclusive_maximum else (x > field.maximum)
-            if name == "term":
-                bad |= ~missing & (x != 36) & (x != 60)
-            elif name == "emp_length":
-                bad |= ~missing & ((x != np.floor(x)) | (x < 0) | (x > 10))
-            elif name in _INTEGER_SOURCES:
-                bad |= ~missing & (x != np.floor(x))
-        for i in np.flatnonzero(bad):
-            v = value(name, i)
-            _error(errors, int(i), name, v, "must be a finite number" if v is not None else "is required")
+    """Vectorised required / finite / range / whole-number checks; the reasons come from the record definition."""
+    v = np.stack([raw[name] for name in _CHECKED])            # (sources, records)
+    missing = np.isnan(v)
+    with np.errstate(invalid="ignore"):
+        bad = np.isinf(v)
+        bad |= np.where(_LO_X, v <= _LO, v < _LO)              # NaN bounds compare False: no check
+        bad |= np.where(_HI_X, v >= _HI, v > _HI)
+        bad |= _INTEGER & ~missing & (v != np.floor(v))
+        term = v[_TERM_ROW]
+        bad[_TERM_ROW] |= ~missing[_TERM_ROW] & (term != 36) & (term != 60)
+    if missing.any():
+        for j, i in zip(*np.nonzero(missing)):
+            original = value(_CHECKED[j], i)
+            # NaN from a JSON NaN is an error; None is a missing value, allowed for optional inputs only.
+            if (original is not None and type(original) in _OK_NUMBER) or (original is None and _REQUIRED[j, 0]):
+                bad[j, i] = True
+    if bad.any():
+        for i, j in sorted(zip(*np.nonzero(bad.T))):             # by record, then in field order
+            original = value(_CHECKED[j], i)
+            _error(errors, int(i), _CHECKED[j], original,
+                   "must be a finite number" if original is not None else "is required")
     with np.errstate(invalid="ignore"):
         over = raw["funded_amnt"] > raw["loan_amnt"]
     for i in np.flatnonzero(over):

@@ -130,7 +130,8 @@ class Model:
             z += miss[:, self.ind_cols] @ self.ind_w
         for k, coef in enumerate(self.level_coef):
             z += coef[matrix[:, features.N_NUMERIC + k].astype(np.intp)]
-        return 1.0 / (1.0 + np.exp(-z))
+        with np.errstate(over="ignore"):        # exp overflow gives p = 0 exactly, which is right
+            return 1.0 / (1.0 + np.exp(-z))
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
         """(n, groups) contributions to the log-odds: coefficient x (standardised value - training reference)."""

@@ -23,6 +23,8 @@ DEFAULT_AUTH = "on"                                             # RISK_API_AUTH 
 DEFAULT_HOST = "127.0.0.1"                                      # RISK_API_HOST
 DEFAULT_PORT = 8001                                             # RISK_API_PORT
 DEFAULT_WORKERS = 2                                             # RISK_API_WORKERS
+# Threads per gunicorn worker; > 1 selects the gthread worker, which keeps client connections alive.
+DEFAULT_THREADS = 2                                             # RISK_API_THREADS
 
 
 class SettingsError(ValueError):

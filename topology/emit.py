@@ -51,15 +51,22 @@ class Emitter:
         self.retry_base = retry_base
         self.retry_cap = retry_cap
         self._declared: set[str] = set()
+        self._override = None
+
+    def use_producer(self, producer) -> None:
+        """Send through this started AIOKafkaProducer instead of the app's (faust test contexts); None undoes it."""
+        self._override = producer
 
     def _producer(self):
+        if self._override is not None:
+            return self._override
         producer = getattr(self.app.producer, "_producer", None)
         if producer is None:
             raise RuntimeError("the faust producer is not started")
         return producer
 
     async def _declare(self, topic: str) -> None:
-        if topic in self._declared:
+        if topic in self._declared or self._override is not None:
             return
         await self.app.topic(topic, partitions=self.partitions).maybe_declare()
         self._declared.add(topic)

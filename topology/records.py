@@ -66,12 +66,18 @@ def source(topic: str, partition: int, offset: int, timestamp_ms: int | None) ->
 
 def provenance(envelope_provenance: Any, src: Mapping[str, Any]) -> dict[str, Any]:
     """The producer's provenance (source, seq, fetched_at) extended with where the raw message was."""
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = dict.fromkeys(PROVENANCE_KEYS)
     if isinstance(envelope_provenance, Mapping):
-        for k in PROVENANCE_KEYS:
+        # Types are normalised here so a sloppy producer cannot make the HBase writer refuse the decision.
+        seq = envelope_provenance.get("seq")
+        if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0:
+            out["seq"] = seq
+        elif isinstance(seq, str) and seq.strip().isdigit():
+            out["seq"] = int(seq)
+        for k in ("source", "fetched_at"):
             v = envelope_provenance.get(k)
-            if v is None or isinstance(v, (str, int, float)):
-                out[k] = v
+            if isinstance(v, (str, int, float)) and not isinstance(v, bool):
+                out[k] = str(v)[:255]
     out.update(src)
     return out
 

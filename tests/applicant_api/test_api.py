@@ -186,6 +186,9 @@ def test_post_field_errors_are_400_and_store_nothing(api, applicant_factory, db_
     assert bad_json.status_code == 400 and "not valid JSON" in bad_json.json()["error"]
     assert api.post(PAGE, data=b"id=1", headers={"Content-Type": "text/plain"}).status_code == 415
     assert api.post(PAGE, json=[]).status_code == 400
+    too_big = api.post(PAGE, json=[good, applicant_factory(2**63, member_id=1)])   # beyond the BIGINT column
+    assert too_big.status_code == 400
+    assert [(e["index"], e["field"]) for e in too_big.json()["errors"]] == [(1, "id")]
     assert db_ids(db_url) == []
 
 

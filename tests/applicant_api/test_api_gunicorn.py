@@ -81,3 +81,15 @@ def test_gunicorn_serves_with_token_and_without_only_when_auth_is_off(db_url, tm
         assert requests.get(base + "/api/v1/applicants", timeout=10).json()["count"] == 3
     finally:
         _stop(proc)
+
+
+def test_serve_command_refuses_without_token_before_starting_gunicorn(monkeypatch):
+    from click.testing import CliRunner
+
+    from applicant_api.__main__ import cli
+
+    monkeypatch.delenv("APPLICANT_API_TOKEN", raising=False)
+    monkeypatch.delenv("APPLICANT_API_AUTH", raising=False)
+    result = CliRunner().invoke(cli, ["serve", "--bind", f"127.0.0.1:{free_port()}"])
+    assert result.exit_code == 1
+    assert "APPLICANT_API_TOKEN is not set" in result.output

@@ -105,3 +105,8 @@ def test_clean_record_types_and_unknown_fields_dropped():
 def test_clean_record_is_idempotent():
     once = clean_record(good())
     assert clean_record(once) == once
+
+
+def test_integers_beyond_bigint_are_rejected():
+    errors = field_errors(good(id=str(2**63)))
+    assert "whole number within" in errors["id"]

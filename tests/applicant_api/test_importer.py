@@ -10,10 +10,11 @@ import zipfile
 from pathlib import Path
 
 import orjson
+import pymysql
 import pytest
 
 from applicant_api import importer, synthetic
-from applicant_api.lendingclub import BLANK, NOTICE, SUMMARY
+from applicant_api.lendingclub import BLANK, NOTICE, SUMMARY, iter_records
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO.parent / "shared" / "data" / "lendingclub_loanstats_sample.csv"
@@ -97,10 +98,12 @@ def test_quirks_fixture(db_url, db_conn, tmp_path, packing):
     assert rows[40000001]["issue_d"] == "2015-01"
 
 
-def test_synthetic_dirty_file_counts_reconcile(db_url, db_conn, tmp_path):
+@pytest.mark.parametrize("writer_process", [False, True], ids=["writer-thread", "writer-process"])
+def test_synthetic_dirty_file_counts_reconcile(db_url, db_conn, tmp_path, writer_process):
     path = tmp_path / "dirty.csv.gz"
     gen = synthetic.generate(path, 5_000, seed=21, dirty=0.04)
-    report = importer.import_file(path, db_url, batch_size=700, source="synthetic", max_rejects_kept=10)
+    report = importer.import_file(path, db_url, batch_size=700, source="synthetic", max_rejects_kept=10,
+                                  writer_process=writer_process)
     assert report.rows == 5_000
     assert report.rejected == gen.dirty_rows > 100
     assert report.imported == 5_000 - gen.dirty_rows and report.duplicates == 0
@@ -108,19 +111,56 @@ def test_synthetic_dirty_file_counts_reconcile(db_url, db_conn, tmp_path):
     count, with_pd, sources = fetch(
         db_conn, "SELECT COUNT(*), COUNT(true_pd), COUNT(DISTINCT source) FROM applications")[0]
     assert (count, with_pd, sources) == (report.imported, report.imported, 1)
-    again = importer.import_file(path, db_url, batch_size=5_000)
+    again = importer.import_file(path, db_url, batch_size=5_000, writer_process=writer_process)
     assert (again.imported, again.duplicates, again.rejected) == (0, report.imported, gen.dirty_rows)
+    # values survive the trip (through the writer process too): compare with the cleaned file
+    expected = {rec["id"]: rec for _, rec, err in iter_records(path) if err is None}
+    stored = rows_by_id(db_conn)
+    assert stored.keys() == expected.keys()
+    for row_id in list(expected)[::97]:
+        assert {k: stored[row_id][k] for k in expected[row_id]} == expected[row_id]
+    seqs = [stored[i]["seq"] for i in expected]          # file order is kept
+    assert seqs == sorted(seqs)
 
 
-def test_rows_the_server_refuses_are_rejected_not_fatal(db_url, db_conn):
+@pytest.mark.parametrize("writer_process", [False, True], ids=["writer-thread", "writer-process"])
+def test_rows_the_server_refuses_are_rejected_not_fatal(db_url, db_conn, writer_process):
     """If MySQL refuses a batch (here: a CHECK constraint), the rows are retried one by one and reported."""
     with db_conn.cursor() as cur:
         cur.execute("ALTER TABLE applications ADD CONSTRAINT chk_small_loans CHECK (loan_amnt < 12000)")
-    report = importer.import_file(SAMPLE, db_url, batch_size=10)
+    report = importer.import_file(SAMPLE, db_url, batch_size=10, writer_process=writer_process)
     assert (report.rows, report.imported, report.duplicates, report.rejected) == (4, 2, 0, 2)
     assert sorted((r.line_no, r.id) for r in report.rejects) == [(3, "38098114"), (6, "37612354")]
     assert all(r.errors[0]["field"] == "$db" and "chk_small_loans" in r.errors[0]["reason"] for r in report.rejects)
     assert sorted(rows_by_id(db_conn)) == [36805548, 37822187]
+
+
+@pytest.mark.parametrize("writer_process", [False, True], ids=["writer-thread", "writer-process"])
+def test_statement_errors_stop_the_import_instead_of_rejecting_every_row(db_url, db_conn, writer_process):
+    with db_conn.cursor() as cur:
+        cur.execute("DROP TABLE applications")
+    with pytest.raises(pymysql.err.ProgrammingError) as info:
+        importer.import_file(SAMPLE, db_url, create_schema=False, writer_process=writer_process)
+    assert info.value.args[0] == 1146                     # no such table
+
+
+def test_large_files_get_a_writer_process_by_default(db_url, tmp_path, monkeypatch):
+    path = tmp_path / "big.csv"
+    synthetic.generate(path, 3_000, seed=8)
+    started = []
+    real = importer._ProcessSink.__init__
+
+    def spy(self, *args, **kwargs):
+        started.append(True)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(importer._ProcessSink, "__init__", spy)
+    monkeypatch.setattr(importer, "WRITER_PROCESS_MIN_BYTES", path.stat().st_size)
+    assert importer.import_file(path, db_url).imported == 3_000
+    assert started == [True]
+    monkeypatch.setattr(importer, "WRITER_PROCESS_MIN_BYTES", path.stat().st_size + 1)
+    assert importer.import_file(path, db_url).duplicates == 3_000
+    assert started == [True]
 
 
 def test_statements_are_split_by_size(monkeypatch):

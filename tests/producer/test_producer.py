@@ -150,6 +150,41 @@ def test_broker_down_waits_with_backoff_then_publishes(db_url, api_server, setti
         late_broker.stop()
 
 
+def test_broker_lost_mid_run_republishes_from_the_checkpoint(db_url, api_server, settings_for, topic, tmp_path,
+                                                              caplog):
+    insert_applicants(db_url, range(1, 501))
+    flaky = Broker(run_dir=tmp_path / "flaky-broker", port=free_port())
+    flaky.start()
+    settings = settings_for(api_server.url, broker=flaky.url, send_timeout_ms=1500, batch=200)
+
+    async def scenario():
+        producer = Producer(settings)
+        task = asyncio.create_task(producer.run())
+        await _until(lambda: producer.published == 500, 30)
+        await asyncio.to_thread(flaky.stop)           # the broker dies (and, being Tansu in memory, forgets)
+        insert_applicants(db_url, range(501, 801))
+        await asyncio.sleep(3.0)
+        assert not task.done() and producer.published == 500 and producer.acked == 500
+        await asyncio.to_thread(flaky.start)
+        try:
+            await _until(lambda: producer.published == 800, 60)
+        finally:
+            producer.stop()
+        return await asyncio.wait_for(task, 30)
+
+    try:
+        with caplog.at_level(logging.INFO, logger="producer"):
+            summary = asyncio.run(scenario())
+        assert summary["published"] == 800 and summary["last_seq"] == 800
+        assert Checkpoint(settings.checkpoint).load() == 800
+        assert any("broker" in r.getMessage() and ("unavailable" in r.getMessage() or "acknowledge" in r.getMessage())
+                   for r in caplog.records if r.levelno == logging.WARNING)
+        # Everything after the last checkpoint reached the restarted broker.
+        assert set(ids_of(consume(flaky.bootstrap, topic, 300))) >= set(range(501, 801))
+    finally:
+        flaky.stop()
+
+
 def test_wrong_token_is_a_permanent_error(db_url, api_server, settings_for):
     from producer.api_client import ApiRejected
 

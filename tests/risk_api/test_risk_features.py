@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from applicant_api import fields as appfields
-from risk_api import features
+from risk_api import artifact as artifacts
+from risk_api import features, settings
+from risk_api.scoring import Model
 
 
 class RecordingDict(dict):
@@ -127,3 +129,26 @@ def test_extract_rejects_non_sequences():
     with pytest.raises(TypeError):
         features.extract({"a": 1})
     assert features.extract([]).matrix.shape == (0, len(features.FEATURE_NAMES))
+
+
+WEIRD = [None, True, False, "", " ", "x", "12", "2014-13", "2014-1\u00b2", "\u0662\u0660\u0661\u0664-12", [], {},
+         [1], {"a": 1}, -1, 0, 0.5, 1e308, -1e308, 10 ** 30, 10 ** 400, math.nan, math.inf, -math.inf, "A" * 10_000]
+
+
+def test_no_value_of_any_field_can_crash_extraction(clean_records):
+    base = clean_records[0]
+    recs = [dict(base, **{name: value}) for name in features.SOURCES for value in WEIRD]
+    recs += [{name: value} for name in features.SOURCES for value in WEIRD]
+    batch = features.extract(recs)
+    assert batch.matrix.shape == (len(recs), len(features.FEATURE_NAMES))
+    assert np.isfinite(batch.matrix[batch.ok][:, features.N_NUMERIC:]).all()
+    for i, err in batch.errors.items():
+        assert set(err) == {"field", "reason"} and err["reason"]
+    # A record either scores (a probability in [0, 1]) or says why not.
+    model = Model(artifacts.load(settings.DEFAULT_MODEL_PATH))
+    results = model.score_records(recs)
+    assert len(results) == len(recs)
+    for r in results:
+        assert "error" in r or 0.0 <= r["probability_of_default"] <= 1.0, r
+        assert all(math.isfinite(x["contribution"]) and x["contribution"] > 0 for x in r.get("reasons", ())), r
+    assert sum("error" not in r for r in results) > len(features.SOURCES)

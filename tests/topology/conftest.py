@@ -48,6 +48,22 @@ def own_risk_api(tmp_path, risk_token):
 
 
 @pytest.fixture
+def start_risk_api(tmp_path, risk_token):
+    """Factory: a risk API with extra RISK_* settings, stopped after the test."""
+    started = []
+
+    def start(**extra_env):
+        svc = RiskApiService(run_dir=tmp_path / f"risk{len(started)}", port=free_port(), token=risk_token,
+                             workers=1, extra_env=extra_env)
+        started.append(svc)
+        svc.start(timeout=60)
+        return svc
+    yield start
+    for svc in started:
+        svc.stop()
+
+
+@pytest.fixture
 def own_hbase(tmp_path):
     """An HBase server this test may stop and start (same port, same SQLite file)."""
     svc = HBaseServer(run_dir=tmp_path / "hbase", port=free_port())

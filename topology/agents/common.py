@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, AsyncIterator, Sequence
 
 from topology.codec import loads
@@ -38,3 +39,29 @@ def decode_items(value: bytes | None) -> list[dict[str, Any]]:
     if not isinstance(data, list) or not all(isinstance(i, dict) and "id" in i for i in data):
         raise ValueError("not a JSON array of items with ids")
     return data
+
+
+class StageStats:
+    """Per-agent counters, logged every ``every`` seconds: applicants in, messages in, busy share of wall time."""
+
+    def __init__(self, stage: str, every: float = 10.0):
+        self.stage = stage
+        self.every = every
+        self._reset(time.monotonic())
+
+    def _reset(self, now: float) -> None:
+        self.started = now
+        self.items = self.messages = self.batches = 0
+        self.busy = 0.0
+
+    def add(self, messages: int, items: int, busy: float) -> None:
+        self.messages += messages
+        self.items += items
+        self.batches += 1
+        self.busy += busy
+        now = time.monotonic()
+        if now - self.started >= self.every:
+            wall = now - self.started
+            logger.info("%s: %.0f applicants/s in %.0f messages/s, %d batches, busy %.0f%%", self.stage,
+                        self.items / wall, self.messages / wall, self.batches, 100 * self.busy / wall)
+            self._reset(now)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable, Mapping
 
-from topology.agents.common import batches, decode_items, message_source
+import time
+
+from topology.agents.common import StageStats, batches, decode_items, message_source
 from topology.app import app, clean_topic, emitter, policy, settings
 from topology.codec import dumps
 from topology.emit import pack
@@ -56,15 +58,18 @@ def decision_batch(messages: Iterable[tuple[bytes | None, bytes | None, Mapping[
                 eligible.append((partition, item))
             else:
                 declined.append((partition, dec))
-    return pack(eligible, per_message), pack(declined, per_message), dead
+    return pack(eligible, per_message), pack(declined, per_message), dead, len(eligible) + len(declined)
 
 
 @app.agent(clean_topic, name="decision")
 async def decision_agent(stream):
     per_message = 1 if settings.literal else settings.stage_batch
+    stats = StageStats(STAGE)
     async for events in batches(stream, settings.take_max, settings.take_within, literal=settings.literal):
-        eligible, scored, dead = decision_batch((message_source(e) for e in events), policy=policy,
+        started = time.monotonic()
+        eligible, scored, dead, n_items = decision_batch((message_source(e) for e in events), policy=policy,
                                                 partitions=settings.partitions,
                                                 max_original=settings.dlq_original_max, per_message=per_message)
         await emitter.send_all({settings.topic_eligible: eligible, settings.topic_scored: scored,
                                 settings.topic_dlq: dead})
+        stats.add(len(events), n_items, time.monotonic() - started)

@@ -16,7 +16,9 @@ import orjson
 
 from applicant_api.fields import RecordError, clean_record
 from topology.app import app, emitter, raw_topic, settings
-from topology.agents.common import batches, message_source
+import time
+
+from topology.agents.common import StageStats, batches, message_source
 from topology.codec import dumps
 from topology.emit import pack
 from topology.records import best_effort_id, dlq_record, id_key, now_ms, partition_for, provenance
@@ -103,10 +105,13 @@ def filter_batch(messages: Iterable[tuple[bytes | None, bytes | None, Mapping[st
 @app.agent(raw_topic, name="filter")
 async def filter_agent(stream):
     per_message = 1 if settings.literal else settings.stage_batch
+    stats = StageStats(STAGE)
     async for events in batches(stream, settings.take_max, settings.take_within, literal=settings.literal):
+        started = time.monotonic()
         clean, dead, kept = filter_batch((message_source(e) for e in events), partitions=settings.partitions,
                                          max_bytes=settings.max_raw_bytes, max_original=settings.dlq_original_max,
                                          per_message=per_message)
         await emitter.send_all({settings.topic_clean: clean, settings.topic_dlq: dead})
         if dead:
             logger.info("filter: %d of %d dead-lettered", len(dead), len(events))
+        stats.add(len(events), len(events), time.monotonic() - started)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from topology.agents.common import batches
+import time
+
+from topology.agents.common import StageStats, batches
 from topology.app import app, emitter, raw_topic, settings
 
 logger = logging.getLogger(__name__)
@@ -12,7 +14,10 @@ logger = logging.getLogger(__name__)
 
 @app.agent(raw_topic, name="passthrough")
 async def passthrough_agent(stream):
+    stats = StageStats("passthrough")
     async for events in batches(stream, settings.take_max, settings.take_within):
+        started = time.monotonic()
         await emitter.send(settings.topic_passthrough,
                            [(e.message.partition % settings.partitions, e.message.key, e.message.value)
                             for e in events])
+        stats.add(len(events), len(events), time.monotonic() - started)

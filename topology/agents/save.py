@@ -16,7 +16,9 @@ from typing import Any
 from hbase_helper.layout import DecisionError, validate_decision
 from hbase_helper.settings import HBaseSettings
 from hbase_helper.writer import DecisionWriter
-from topology.agents.common import batches, decode_items, message_source
+import time
+
+from topology.agents.common import StageStats, batches, decode_items, message_source
 from topology.app import app, emitter, scored_topic, settings
 from topology.codec import dumps
 from topology.records import decision_event, dlq_record, id_key, now_ms, partition_for
@@ -115,13 +117,16 @@ async def save_agent(stream):
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hbase-save")
     chunk = 1 if settings.literal else settings.save_batch_size
     take = max(1, settings.save_batch_size // max(1, settings.stage_batch // 2))
+    stats = StageStats(STAGE)
     try:
         async for events in batches(stream, take, settings.save_batch_within, literal=settings.literal):
+            started = time.monotonic()
             decisions, dead = collect(events, settings.partitions, settings.dlq_original_max)
             out, dead2 = await save_decisions(writer, executor, decisions, chunk=chunk,
                                               partitions=settings.partitions,
                                               max_original=settings.dlq_original_max,
                                               base=settings.retry_base, cap=settings.retry_cap)
             await emitter.send_all({settings.topic_decisions: out, settings.topic_dlq: dead + dead2})
+            stats.add(len(events), len(decisions), time.monotonic() - started)
     finally:
         executor.shutdown(wait=False)

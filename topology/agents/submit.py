@@ -9,7 +9,9 @@ import logging
 import math
 from typing import Any, Mapping
 
-from topology.agents.common import batches, decode_items, message_source
+import time
+
+from topology.agents.common import StageStats, batches, decode_items, message_source
 from topology.app import app, eligible_topic, emitter, policy, settings
 from topology.codec import dumps
 from topology.emit import pack
@@ -100,13 +102,16 @@ async def submit_agent(stream):
     per_message = 1 if settings.literal else settings.stage_batch
     # take() counts messages; each carries up to STAGE_BATCH applicants.
     take = max(1, math.ceil(settings.submit_batch_size / settings.stage_batch))
+    stats = StageStats(STAGE)
     try:
         async for events in batches(stream, take, settings.submit_batch_within, literal=settings.literal):
+            started = time.monotonic()
             items, dead = collect(events, settings.partitions, settings.dlq_original_max)
             scored, dead2 = await submit_items(client, items, batch_size=batch_size, policy_version=policy.version,
                                                partitions=settings.partitions,
                                                max_original=settings.dlq_original_max)
             await emitter.send_all({settings.topic_scored: pack(scored, per_message),
                                     settings.topic_dlq: dead + dead2})
+            stats.add(len(events), len(items), time.monotonic() - started)
     finally:
         await client.close()

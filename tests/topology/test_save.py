@@ -1,0 +1,57 @@
+"""The save agent's HBase writes (real embedded HBase server) and the decision events it publishes."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import happybase
+
+from applicant_api.fields import clean_record
+from hbase_helper import layout
+from hbase_helper.settings import HBaseSettings
+from hbase_helper.writer import DecisionWriter
+from topology.agents.save import save_decisions
+from topology.codec import loads
+from topology.policy import Policy
+from topology.records import decision
+from topology.testdata import raw_applicant
+
+
+def decisions(n):
+    out = []
+    for i in range(1, n + 1):
+        rec = clean_record(raw_applicant(i, random.Random(i)))
+        item = {"id": i, "applicant": rec, "ingested_at": 10,
+                "provenance": {"topic": "applicants.raw", "partition": i % 4, "offset": i, "timestamp_ms": 5,
+                               "source": "t", "seq": i}}
+        out.append((i % 4, decision(item, decision="approve", decided_by="model", reasons=[],
+                                    policy_version=Policy().version, probability_of_default=0.1, risk_band="B",
+                                    model_version="m1", threshold=0.3, decided_at=20)))
+    return out
+
+
+def test_writes_rows_then_returns_events_and_dead_letters_contract_breakers(hbase_server):
+    prefix = "s" + uuid.uuid4().hex[:8]
+    writer = DecisionWriter(HBaseSettings(host=hbase_server.host, port=hbase_server.port, table_prefix=prefix))
+    batch = decisions(20)
+    batch[3][1]["provenance"] = {"partition": 0}      # no topic: breaks the writer's contract
+    with ThreadPoolExecutor(1) as ex:
+        events, dead = asyncio.run(save_decisions(writer, ex, batch, chunk=8, partitions=4, max_original=100000,
+                                                  base=0.05, cap=0.1))
+    assert sorted(int(k) for _, k, _ in events) == [i for i in range(1, 21) if i != 4]
+    ev = loads(events[0][2])
+    assert "applicant" not in ev and ev["saved_at"] >= ev["decided_at"] and ev["decision"] == "approve"
+    assert len(dead) == 1
+    rec = loads(dead[0][2])
+    assert rec["stage"] == "save" and rec["id"] == 4 and "provenance.topic" in rec["errors"][0]["reason"]
+    conn = happybase.Connection(hbase_server.host, hbase_server.port, table_prefix=prefix)
+    try:
+        ids = sorted(layout.id_from_row_key(k) for k, _ in conn.table(layout.MAIN_TABLE).scan())
+        assert ids == [i for i in range(1, 21) if i != 4]
+        row = layout.decode_main_row(layout.row_key(7), conn.table(layout.MAIN_TABLE).row(layout.row_key(7)))
+        assert row["probability_of_default"] == 0.1 and row["provenance"]["offset"] == 7
+    finally:
+        conn.close()
