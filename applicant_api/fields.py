@@ -234,13 +234,14 @@ def clean_record(raw: Mapping[str, Any], *, fields: Iterable[Field] = FIELDS) ->
         except FieldError as exc:
             errors.append(exc)
     if not errors:
-        errors.extend(_cross_checks(out))
+        errors.extend(cross_checks(out))
     if errors:
         raise RecordError(errors)
     return out
 
 
-def _cross_checks(rec: dict[str, Any]) -> list[FieldError]:
+def cross_checks(rec: dict[str, Any]) -> list[FieldError]:
+    """The rules that relate two fields (funded <= loan, sub_grade within grade), on a cleaned record."""
     errors = []
     loan, funded = rec.get("loan_amnt"), rec.get("funded_amnt")
     if loan is not None and funded is not None and funded > loan:

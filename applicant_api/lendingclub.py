@@ -11,11 +11,16 @@ A LoanStats export looks like this::
                                               <- blank lines
     Total amount funded in policy code 1: ... <- summary lines at the end
 
-``read_loanstats(path)`` yields a :class:`Row` for every data row and a
-:class:`Skip` (line number, kind, reason) for every other line after the
-header, in file order, in constant memory. ``iter_records(path)`` cleans the
-rows with :func:`applicant_api.fields.clean_record` (plus the synthetic
-``true_pd`` column) and yields ``(line_no, record, error)`` triples.
+``read_loanstats(path)`` yields a :class:`Row` (line number, field texts,
+``.raw`` dict by column name) for every data row and a :class:`Skip` (line
+number, kind, reason) for every other line but the header: the notice, blank
+lines, summary lines and malformed rows (wrong field count), in file order, in
+constant memory. Line numbers are physical lines, 1-based; a row whose quoted
+field spans lines has the number of its first line. ``iter_records(path)``
+cleans the rows as :func:`applicant_api.fields.clean_record` does (plus the
+synthetic ``true_pd`` column) and yields ``(line_no, record, error)`` triples.
+A file that cannot be read at all (no header, a damaged archive) raises
+:class:`LoanStatsError`.
 """
 
 from __future__ import annotations
@@ -186,6 +191,9 @@ class LoanStatsReader:
                 row = next(reader)
             except StopIteration:
                 return
+            except (OSError, EOFError, zipfile.BadZipFile) as exc:
+                # A truncated .gz or a damaged zip: the rows before this point were good and were yielded.
+                raise LoanStatsError(f"{self.path}: cannot read past line {prev_end}: {exc}") from None
             except csv.Error as exc:
                 # The csv module cannot resynchronise inside a broken quoted field; say where it stopped.
                 end = reader.line_num
@@ -280,7 +288,7 @@ class RecordCleaner:
             else:
                 errors.append(hit[1])
         if not errors:
-            errors.extend(fields._cross_checks(out))
+            errors.extend(fields.cross_checks(out))
         if errors:
             raise RecordError(errors)
         return out

@@ -65,8 +65,12 @@ def _schemas() -> dict[str, Any]:
                                  "model_version": {"type": "string"}}},
         "ApplicantError": {"type": "object", "required": ["id", "error"], "additionalProperties": False,
                            "properties": {"id": _ID, "error": _ERROR_DETAIL}},
-        "BatchResult": {"type": "object", "required": ["model_version", "results"], "additionalProperties": False,
+        "BatchResult": {"type": "object", "required": ["model_version", "threshold", "results"],
+                        "additionalProperties": False,
                         "properties": {"model_version": {"type": "string"},
+                                       "threshold": {"type": "number", "minimum": 0, "maximum": 1,
+                                                     "description": "probability at or above which the "
+                                                                    "decision is decline"},
                                        "results": {"type": "array", "items": {"oneOf": [
                                            {"$ref": "#/components/schemas/Score"},
                                            {"$ref": "#/components/schemas/ApplicantError"}]}}}},

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
+from contextlib import contextmanager
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -96,9 +98,8 @@ class Model:
         self.num_group_of = np.array([groups.index(f.group) for f in features.NUMERIC], dtype=np.intp)
         # The column whose value decides HIGH / LOW for each numeric group: its first feature.
         self.primary = np.array([next(j for j, f in enumerate(features.NUMERIC) if f.group == g) for g in groups])
-        assign = np.zeros((len(features.NUMERIC), len(groups)))
-        assign[np.arange(len(features.NUMERIC)), self.num_group_of] = 1.0
-        self.assign = assign
+        self.extra_members = tuple((j, int(g)) for j, g in enumerate(self.num_group_of.tolist())
+                                   if j != self.primary[g])
         # Reason templates (code, feature, text), numeric groups x (HIGH, LOW, MISSING) then every level.
         adverse = [(g, reasons.ADVERSE_DIRECTION[name] == "HIGH") for g, name in enumerate(groups)
                    if name in reasons.ADVERSE_DIRECTION]
@@ -122,12 +123,13 @@ class Model:
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
         """P(default) for each row of a raw feature matrix (features.extract)."""
+        # einsum, not @: BLAS would start threads, which only fight the web workers for the cores.
         x = matrix[:, :features.N_NUMERIC]
         miss = np.isnan(x)
         xi = np.where(miss, self.median, x)
-        z = xi @ self.w + self.bias
+        z = np.einsum("ij,j->i", xi, self.w) + self.bias
         if self.ind_cols.size:
-            z += miss[:, self.ind_cols] @ self.ind_w
+            z += np.einsum("ij,j->i", miss[:, self.ind_cols].astype(np.float64), self.ind_w)
         for k, coef in enumerate(self.level_coef):
             z += coef[matrix[:, features.N_NUMERIC + k].astype(np.intp)]
         with np.errstate(over="ignore"):        # exp overflow gives p = 0 exactly, which is right
@@ -138,11 +140,15 @@ class Model:
         x = matrix[:, :features.N_NUMERIC]
         miss = np.isnan(x)
         zs = (np.where(miss, self.median, x) - self.mean) / self.scale
+        per_column = zs * self.coef
         out = np.empty((x.shape[0], len(self.groups)))
-        out[:, :len(self.num_groups)] = (zs * self.coef) @ self.assign
+        out[:, :len(self.num_groups)] = per_column[:, self.primary]
+        for j, g in self.extra_members:          # group members beyond the first (e.g. log_annual_inc)
+            out[:, g] += per_column[:, j]
         if self.ind_cols.size:
             ind = (miss[:, self.ind_cols] - self.ind_mean) / self.ind_scale * self.ind_coef
-            out[:, :len(self.num_groups)] += ind @ self.assign[self.ind_cols]
+            for k, g in enumerate(self.num_group_of[self.ind_cols].tolist()):
+                out[:, g] += ind[:, k]
         for k, coef in enumerate(self.level_coef):
             out[:, len(self.num_groups) + k] = coef[matrix[:, features.N_NUMERIC + k].astype(np.intp)] \
                 - self.level_ref[k]
@@ -193,9 +199,16 @@ class Model:
     def score_records(self, records: Sequence[Any], threshold: float | None = None) -> list[dict[str, Any]]:
         """One result per record, in order: a score or ``{"id", "error": {"field", "reason"}}``."""
         threshold = self.threshold if threshold is None else threshold
-        if len(records) > _CHUNK:                # keeps big inputs cache-friendly; results are the same
+        # Building millions of result dicts would trigger full cyclic-GC passes over everything alive (they
+        # hold no cycles; reference counting frees them), so the collector waits until the results are built.
+        with _gc_paused():
+            if len(records) <= _CHUNK:
+                return self._score_chunk(records, threshold)
+            # Chunks keep big inputs cache-friendly; the results are the same.
             return [r for start in range(0, len(records), _CHUNK)
-                    for r in self.score_records(records[start:start + _CHUNK], threshold)]
+                    for r in self._score_chunk(records[start:start + _CHUNK], threshold)]
+
+    def _score_chunk(self, records: Sequence[Any], threshold: float) -> list[dict[str, Any]]:
         batch = features.extract(records)
         ok_rows = np.flatnonzero(batch.ok)
         m = batch.matrix if len(ok_rows) == len(records) else batch.matrix[ok_rows]
@@ -211,6 +224,18 @@ class Model:
         for i, err in batch.errors.items():
             results[i] = {"id": _id_of(records[i]), "error": err}
         return results
+
+
+@contextmanager
+def _gc_paused():
+    # Thread-safe enough: whoever found the collector enabled turns it back on, so it always ends enabled.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _id_of(record: Any) -> Any:

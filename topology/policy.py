@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -44,7 +45,7 @@ class Policy:
     def rules(self) -> dict[str, Any]:
         return {"decline_grades": sorted(self.decline_grades), "min_annual_inc": float(self.min_annual_inc)}
 
-    @property
+    @functools.cached_property
     def version(self) -> str:
         """A stable id of the rules: the same rules always give the same version."""
         digest = hashlib.sha256(orjson.dumps(self.rules, option=orjson.OPT_SORT_KEYS)).hexdigest()

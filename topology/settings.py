@@ -27,11 +27,15 @@ DEFAULT_COMMIT_INTERVAL = 1.0                         # BROKER_COMMIT_INTERVAL (
 DEFAULT_WEB_ENABLED = False                           # FAUST_WEB_ENABLED
 DEFAULT_WEB_PORT = 6066                               # FAUST_WEB_PORT
 DEFAULT_DATADIR = os.path.join(tempfile.gettempdir(), "credit-risk-faust")  # FAUST_DATADIR
+DEFAULT_RAW_CONSUMER = "aiokafka"  # RAW_CONSUMER: aiokafka (fast) | faust (an agent) reads applicants.raw
+RAW_CONSUMERS = ("aiokafka", "faust")
 DEFAULT_STAGE_BATCH = 500        # STAGE_BATCH: applicants per message on internal topics (1 = one per applicant)
 DEFAULT_TAKE_MAX = 2000          # TAKE_MAX: messages taken per batch by filter and decision
 DEFAULT_TAKE_WITHIN = 0.05       # TAKE_WITHIN: seconds to wait for a batch to fill
 DEFAULT_SUBMIT_BATCH_SIZE = 500  # SUBMIT_BATCH_SIZE: applicants per POST to the risk API
 DEFAULT_SUBMIT_BATCH_WITHIN = 0.2  # SUBMIT_BATCH_WITHIN: seconds
+DEFAULT_SUBMIT_CONCURRENCY = 2  # SUBMIT_CONCURRENCY: submit actors per worker (POSTs in flight)
+DEFAULT_SAVE_CONCURRENCY = 2    # SAVE_CONCURRENCY: save actors per worker (HBase writes in flight)
 DEFAULT_SAVE_BATCH_SIZE = 2000   # SAVE_BATCH_SIZE: decisions per HBase batch write
 DEFAULT_SAVE_BATCH_WITHIN = 0.2  # SAVE_BATCH_WITHIN: seconds
 DEFAULT_RISK_API_URL = "http://127.0.0.1:5002"  # RISK_API_URL
@@ -85,11 +89,14 @@ class Settings:
     web_enabled: bool = DEFAULT_WEB_ENABLED
     web_port: int = DEFAULT_WEB_PORT
     datadir: str = DEFAULT_DATADIR
+    raw_consumer: str = DEFAULT_RAW_CONSUMER
     stage_batch: int = DEFAULT_STAGE_BATCH
     take_max: int = DEFAULT_TAKE_MAX
     take_within: float = DEFAULT_TAKE_WITHIN
     submit_batch_size: int = DEFAULT_SUBMIT_BATCH_SIZE
     submit_batch_within: float = DEFAULT_SUBMIT_BATCH_WITHIN
+    submit_concurrency: int = DEFAULT_SUBMIT_CONCURRENCY
+    save_concurrency: int = DEFAULT_SAVE_CONCURRENCY
     save_batch_size: int = DEFAULT_SAVE_BATCH_SIZE
     save_batch_within: float = DEFAULT_SAVE_BATCH_WITHIN
     risk_api_url: str = DEFAULT_RISK_API_URL
@@ -106,7 +113,10 @@ class Settings:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"TOPOLOGY_MODE must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.raw_consumer not in RAW_CONSUMERS:
+            raise ValueError(f"RAW_CONSUMER must be one of {', '.join(RAW_CONSUMERS)}, got {self.raw_consumer!r}")
         for name in ("partitions", "stage_batch", "take_max", "submit_batch_size", "save_batch_size",
+                     "submit_concurrency", "save_concurrency",
                      "max_raw_bytes", "dlq_original_max", "web_port", "hbase_port", "producer_batch_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
@@ -143,11 +153,14 @@ class Settings:
             web_enabled=_get(env, "FAUST_WEB_ENABLED", d.web_enabled),
             web_port=_get(env, "FAUST_WEB_PORT", d.web_port),
             datadir=_get(env, "FAUST_DATADIR", d.datadir),
+            raw_consumer=_get(env, "RAW_CONSUMER", d.raw_consumer),
             stage_batch=_get(env, "STAGE_BATCH", d.stage_batch),
             take_max=_get(env, "TAKE_MAX", d.take_max),
             take_within=_get(env, "TAKE_WITHIN", d.take_within),
             submit_batch_size=_get(env, "SUBMIT_BATCH_SIZE", d.submit_batch_size),
             submit_batch_within=_get(env, "SUBMIT_BATCH_WITHIN", d.submit_batch_within),
+            submit_concurrency=_get(env, "SUBMIT_CONCURRENCY", d.submit_concurrency),
+            save_concurrency=_get(env, "SAVE_CONCURRENCY", d.save_concurrency),
             save_batch_size=_get(env, "SAVE_BATCH_SIZE", d.save_batch_size),
             save_batch_within=_get(env, "SAVE_BATCH_WITHIN", d.save_batch_within),
             risk_api_url=_get(env, "RISK_API_URL", d.risk_api_url).rstrip("/"),

@@ -56,6 +56,8 @@ def score():
             return json_error(400, "applicants", f"at most {cfg['MAX_BATCH']} applicants per request, "
                                                  f"got {len(applicants)}")
         results = model.score_records(applicants, threshold)
-        return json_response({"model_version": model.version, "results": results})
+        return json_response({"model_version": model.version,
+                              "threshold": model.threshold if threshold is None else threshold,
+                              "results": results})
     result = model.score_records([body], threshold)[0]
     return json_response(result, 400 if "error" in result else 200)

@@ -214,3 +214,13 @@ def test_cli_reports_a_file_that_is_not_loanstats(db_url, tmp_path):
     assert result.returncode == 1
     assert "no LoanStats header" in result.stderr
     assert result.stdout == ""
+
+
+def test_cli_reports_a_truncated_archive_after_importing_what_it_could(db_url, db_conn, tmp_path):
+    data = gzip.compress(QUIRKS.read_bytes())
+    path = tmp_path / "truncated.csv.gz"
+    path.write_bytes(data[: len(data) * 2 // 3])
+    result = run_cli("import", str(path), "--batch-size", "1", url=db_url)
+    assert result.returncode == 1
+    assert "cannot read past line" in result.stderr and "Traceback" not in result.stderr
+    assert fetch(db_conn, "SELECT id FROM applications") == ((38098114,),)

@@ -184,3 +184,23 @@ def test_memoised_cleaner_matches_clean_record_exactly(tmp_path):
                 assert cleaner(item.raw) == got if isinstance(got, dict) else True
                 compared += 1
     assert compared > 4_000 and failures > 800
+
+
+def test_truncated_gzip_is_an_error_after_the_good_rows(tmp_path):
+    data = gzip.compress(QUIRKS.read_bytes())
+    path = tmp_path / "truncated.csv.gz"
+    path.write_bytes(data[: len(data) * 2 // 3])
+    seen = []
+    with pytest.raises(LoanStatsError, match="cannot read past line"):
+        for item in read_loanstats(path):
+            seen.append(item.line_no)
+    assert seen[:3] == [1, 3, 4]
+
+
+def test_oversized_field_is_reported_and_reading_goes_on(tmp_path):
+    lines = QUIRKS.read_text().split("\n")
+    path = tmp_path / "huge.csv"
+    path.write_text("\n".join(lines[:6] + ['"' + "x" * 200_000 + '"'] + lines[6:]))
+    items = [(item.line_no, "row" if isinstance(item, Row) else item.kind) for item in read_loanstats(path)]
+    assert items[4] == (7, MALFORMED)
+    assert (8, "row") in items and items[-1] == (17, SUMMARY)

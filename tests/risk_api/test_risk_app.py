@@ -46,9 +46,12 @@ def test_single_applicant(api, clean_records):
     assert 1 <= len(body["reasons"]) <= 4
 
 
-def test_cleaned_importer_records_are_accepted_as_they_are(api, clean_records):
+def test_cleaned_importer_records_are_accepted_as_they_are(api, clean_records, trained):
     recs = clean_records[:1000]
     body = check(api.request("POST", "/api/v1/score", json={"applicants": recs}), "/api/v1/score")
+    assert body["threshold"] == trained.artifact["decision_threshold"]
+    assert all((r["decision"] == "decline") == (r["probability_of_default"] >= body["threshold"])
+               for r in body["results"])
     assert [r["id"] for r in body["results"]] == [r["id"] for r in recs]
     assert all("error" not in r and r["model_version"] == body["model_version"] for r in body["results"])
     declined = sum(r["decision"] == "decline" for r in body["results"])
@@ -161,6 +164,7 @@ def test_threshold_is_configurable(serve, model_path, clean_records):
     recs = {"applicants": clean_records[:50]}
     strict = serve(model_path, THRESHOLD=0.0).request("POST", "/api/v1/score", json=recs).json()
     lenient = serve(model_path, THRESHOLD=1.0).request("POST", "/api/v1/score", json=recs).json()
+    assert strict["threshold"] == 0.0 and lenient["threshold"] == 1.0
     assert {r["decision"] for r in strict["results"]} == {"decline"}
     assert {r["decision"] for r in lenient["results"]} == {"approve"}
 

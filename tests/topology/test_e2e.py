@@ -69,14 +69,16 @@ def test_kill_9_mid_run_then_restart(topology, workload):
 def test_risk_api_down_for_10s(make_topology, hbase_server, own_risk_api, workload):
     topology = make_topology(hbase_server, own_risk_api)
     msgs, ids, dirty = workload(12000)
-    topology.produce(msgs)
+    topology.produce(msgs[:6000])
     topology.worker()
-    wait_for(_rows_at_least(topology, 1000), 90, interval=0.3, what="first rows")
+    wait_for(_rows_at_least(topology, 500), 90, interval=0.3, what="first rows")
     own_risk_api.stop()
+    topology.produce(msgs[6000:])          # arrives while the risk API is down
     time.sleep(10)
-    stalled = len(topology.hbase_ids())
+    stalled = set(topology.hbase_ids())
+    # Policy declines need no score and may pass; no second-wave applicant was scored during the outage.
+    assert all(topology.read_decision(i)["decided_by"] == "policy" for i in stalled if i > 6000)
     own_risk_api.start(timeout=60)
-    assert stalled < len(ids) - len(dirty)
     topology.wait_accounted(ids)
     result = topology.reconcile(ids)
     assert result["dlq_ids"] == dirty
@@ -86,10 +88,11 @@ def test_risk_api_down_for_10s(make_topology, hbase_server, own_risk_api, worklo
 def test_hbase_down_for_10s(make_topology, own_hbase, risk_api, workload):
     topology = make_topology(own_hbase, risk_api)
     msgs, ids, dirty = workload(12000)
-    topology.produce(msgs)
+    topology.produce(msgs[:6000])
     topology.worker()
-    wait_for(_rows_at_least(topology, 1000), 90, interval=0.3, what="first rows")
+    wait_for(_rows_at_least(topology, 500), 90, interval=0.3, what="first rows")
     own_hbase.stop()
+    topology.produce(msgs[6000:])          # arrives while HBase is down
     time.sleep(10)
     own_hbase.start()
     topology.wait_accounted(ids)

@@ -111,7 +111,7 @@ def make_writer() -> DecisionWriter:
     return DecisionWriter(HBaseSettings.from_env(host=settings.hbase_host, port=settings.hbase_port))
 
 
-@app.agent(scored_topic, name="save")
+@app.agent(scored_topic, name="save", concurrency=1 if settings.literal else settings.save_concurrency)
 async def save_agent(stream):
     writer = make_writer()
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hbase-save")

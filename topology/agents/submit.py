@@ -94,7 +94,7 @@ def collect(events, partitions: int, max_original: int):
     return items, dead
 
 
-@app.agent(eligible_topic, name="submit")
+@app.agent(eligible_topic, name="submit", concurrency=1 if settings.literal else settings.submit_concurrency)
 async def submit_agent(stream):
     client = RiskClient(settings.risk_api_url, settings.risk_api_token, timeout=settings.risk_api_timeout,
                         retry_base=settings.retry_base, retry_cap=settings.retry_cap)

@@ -1,0 +1,344 @@
+"""End-to-end topology throughput, latency and memory: `python -m bench.topology [--quick]`.
+
+Measured on a private local stack (Tansu broker, embedded HBase server, risk
+API under gunicorn with 2 workers), every run on fresh topics, consumer
+groups and HBase tables:
+
+- the project's pipeline, 2 worker processes: N applicants preloaded on
+  applicants.raw, then the workers start; applicants/s = N / (time of the last
+  decision event - time of the first). Decision events are published after
+  the HBase write, so "decided" means "in HBase" (the HBase row count is
+  checked after each run);
+- the literal port (TOPOLOGY_MODE=literal, 2 workers): a faust agent per
+  stage handling one message at a time, one HTTP call and one HBase put per
+  applicant, as the Storm bolts did;
+- raw broker pass-through (TOPOLOGY_MODE=passthrough, 2 workers): consume
+  applicants.raw and produce the same records with no work, with the
+  aiokafka consumer the pipeline uses and with a faust agent;
+- latency applicants.raw -> HBase write at a steady offered rate (1,000/s):
+  decision event ``saved_at`` - raw record timestamp, p50/p99;
+- worker RSS after the largest pipeline run, and CPU microseconds per
+  applicant of every process (where the 2 cores go).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from bench.common import figure, write_result
+from deploy.services import Broker, HBaseServer, free_port
+from hbase_helper.settings import HBaseSettings
+from hbase_helper.writer import DecisionWriter
+from topology.process import RiskApiService, WorkerProcess, wait_for
+from topology.records import partition_for
+from topology.settings import Settings
+from topology.testdata import envelope, raw_applicant
+from topology.topics import ensure_topics, topic_names
+
+PARTITIONS = 4
+WORKERS = 2
+TOKEN = "bench-" + uuid.uuid4().hex
+
+
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU of a process and its reaped children... plus live children (gunicorn workers)."""
+    total = 0.0
+    pids = [pid]
+    try:
+        kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        pids += [int(k) for k in kids]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError):
+            pass
+    return total
+
+
+def rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Stack:
+    """Broker, HBase server and risk API for the whole benchmark."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.broker = Broker(run_dir=run_dir, port=free_port())
+        self.hbase = HBaseServer(run_dir=run_dir, port=free_port())
+        self.risk = RiskApiService(run_dir=run_dir, port=free_port(), token=TOKEN, workers=2)
+
+    def __enter__(self):
+        for svc in (self.broker, self.hbase, self.risk):
+            svc.start(timeout=60)
+        return self
+
+    def __exit__(self, *exc):
+        for svc in (self.risk, self.hbase, self.broker):
+            svc.stop()
+
+    def env(self, tag: str, **extra) -> dict:
+        env = dict(os.environ)
+        env.update({
+            "KAFKA_BROKER": self.broker.url, "TOPOLOGY_APP_ID": f"bench-{tag}", "TOPIC_PARTITIONS": str(PARTITIONS),
+            "TOPIC_RAW": f"raw-{tag}", "TOPIC_CLEAN": f"clean-{tag}", "TOPIC_ELIGIBLE": f"eligible-{tag}",
+            "TOPIC_SCORED": f"scored-{tag}", "TOPIC_DECISIONS": f"decisions-{tag}", "TOPIC_DLQ": f"dlq-{tag}",
+            "TOPIC_PASSTHROUGH": f"pass-{tag}", "HBASE_HOST": self.hbase.host, "HBASE_PORT": str(self.hbase.port),
+            "HBASE_TABLE_PREFIX": f"b{tag}", "RISK_API_URL": self.risk.url, "RISK_API_TOKEN": TOKEN,
+            "FAUST_DATADIR": str(self.run_dir / "faust"),
+        })
+        env.update(extra)
+        return env
+
+    def cpu(self, workers) -> dict[str, float]:
+        out = {"broker": cpu_seconds(self.broker.pid()), "hbase_server": cpu_seconds(self.hbase.pid()),
+               "risk_api": cpu_seconds(self.risk.pid())}
+        for i, w in enumerate(workers):
+            out[f"worker{i}"] = cpu_seconds(w.pid)
+        return out
+
+
+def payloads(first_id: int, count: int, dirty_every: int = 100):
+    """(partition, key, value) for ids first_id..; every dirty_every-th has letters in dti (a DLQ case)."""
+    rng = random.Random(7)
+    templates = [raw_applicant(i, rng) for i in range(1, 1001)]
+    for app_id in range(first_id, first_id + count):
+        rec = dict(templates[app_id % 1000], id=str(app_id))
+        if dirty_every and app_id % dirty_every == 0:
+            rec["dti"] = "12.x5"
+        key = str(app_id).encode()
+        yield partition_for(key, PARTITIONS), key, envelope(rec, app_id, source="bench")
+
+
+async def produce(bootstrap: str, topic: str, msgs, rate: float | None = None) -> None:
+    """Publish (partition, key, value) as fast as possible, or paced at ``rate`` per second."""
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1 << 20, linger_ms=2)
+    await p.start()
+    try:
+        if rate is None:
+            pending = {}
+            for partition, key, value in msgs:
+                pending.setdefault(partition, []).append((key, value))
+            futs = []
+            for partition, items in pending.items():
+                for i in range(0, len(items), 2000):
+                    b = p.create_batch()
+                    for key, value in items[i:i + 2000]:
+                        if b.append(key=key, value=value, timestamp=None) is None:
+                            futs.append(await p.send_batch(b, topic, partition=partition))
+                            b = p.create_batch()
+                            b.append(key=key, value=value, timestamp=None)
+                    futs.append(await p.send_batch(b, topic, partition=partition))
+            await asyncio.gather(*futs)
+        else:
+            start = time.perf_counter()
+            futs = []
+            for n, (partition, key, value) in enumerate(msgs):
+                due = start + n / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                futs.append(await p.send(topic, value, key=key, partition=partition))
+            await asyncio.gather(*futs)
+    finally:
+        await p.stop()
+
+
+async def watch(bootstrap: str, topics: list[str], expected: int, timeout: float, on_message=None):
+    """Read topics until ``expected`` distinct keys arrived; (time of first, time of last, keys)."""
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+                         max_partition_fetch_bytes=8 << 20)
+    await c.start()
+    keys: set[bytes] = set()
+    first = last = None
+    deadline = time.monotonic() + timeout
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        while len(keys) < expected:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {len(keys)} of {expected} arrived in {timeout:.0f}s")
+            batch = await c.getmany(timeout_ms=200, max_records=20000)
+            now = time.perf_counter()
+            for msgs in batch.values():
+                if msgs and first is None:
+                    first = now
+                for m in msgs:
+                    keys.add(m.key)
+                    if on_message is not None:
+                        on_message(m)
+                if msgs:
+                    last = now
+    finally:
+        await c.stop()
+    return first, last, keys
+
+
+async def delete_topics(bootstrap: str, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics(names)
+    except Exception as exc:  # freeing broker memory is best effort
+        print(f"  (could not delete topics: {exc})", file=sys.stderr)
+    finally:
+        await admin.close()
+
+
+def start_workers(stack: Stack, env: dict, tag: str, n: int = WORKERS) -> list[WorkerProcess]:
+    return [WorkerProcess(env, log_file=stack.run_dir / f"worker-{tag}-{i}.log", cwd=stack.run_dir).start()
+            for i in range(n)]
+
+
+def stop_workers(workers) -> None:
+    for w in workers:
+        w.stop(timeout=15)
+
+
+def run_throughput(stack: Stack, mode: str, n: int, timeout: float, **extra_env) -> dict:
+    """One run: preload n, start the workers, time first -> last output; CPU per applicant; RSS at the end."""
+    tag = uuid.uuid4().hex[:8]
+    env = stack.env(tag, TOPOLOGY_MODE=mode, **extra_env)
+    settings = Settings.from_env(env)
+    bootstrap = stack.broker.bootstrap
+    asyncio.run(ensure_topics(settings))
+    asyncio.run(produce(bootstrap, settings.topic_raw, payloads(1, n)))
+    outputs = [settings.topic_passthrough] if mode == "passthrough" else [settings.topic_decisions,
+                                                                         settings.topic_dlq]
+    workers = start_workers(stack, env, tag)
+    try:
+        cpu0 = stack.cpu(workers)
+        first, last, keys = asyncio.run(watch(bootstrap, outputs, n, timeout))
+        cpu1 = stack.cpu(workers)
+        rss = [rss_mb(w.pid) for w in workers]
+        if not all(w.alive() for w in workers):
+            raise RuntimeError(f"a worker died:\n{workers[0].log_tail()}")
+    finally:
+        stop_workers(workers)
+    rows = None
+    if mode != "passthrough":
+        writer = DecisionWriter(HBaseSettings.from_env(host=stack.hbase.host, port=stack.hbase.port,
+                                                       table_prefix=env["HBASE_TABLE_PREFIX"]))
+        rows = writer.count_rows()
+    asyncio.run(delete_topics(bootstrap, topic_names(settings)))
+    seconds = last - first
+    return {"mode": mode, "n": n, "per_second": (n - 1) / seconds if seconds > 0 else float("nan"),
+            "seconds": seconds, "hbase_rows": rows, "rss_mb": rss,
+            "cpu_us_per_applicant": {k: round((cpu1[k] - cpu0[k]) / n * 1e6, 1) for k in cpu0},
+            **({"env": extra_env} if extra_env else {})}
+
+
+def run_latency(stack: Stack, rate: float, seconds: float) -> dict:
+    """Offer ``rate`` applicants/s for ``seconds`` to a warmed-up pipeline; raw timestamp -> HBase write latency."""
+    tag = uuid.uuid4().hex[:8]
+    env = stack.env(tag)
+    settings = Settings.from_env(env)
+    bootstrap = stack.broker.bootstrap
+    asyncio.run(ensure_topics(settings))
+    workers = start_workers(stack, env, tag)
+    latencies: list[float] = []
+
+    def on_message(m):
+        if m.topic == settings.topic_decisions:
+            event = orjson.loads(m.value)
+            if event["id"] > 1000:     # skip the warm-up
+                latencies.append(event["saved_at"] - event["provenance"]["timestamp_ms"])
+
+    try:
+        warm = list(payloads(1, 1000, dirty_every=0))
+        asyncio.run(produce(bootstrap, settings.topic_raw, warm))
+        asyncio.run(watch(bootstrap, [settings.topic_decisions], 1000, 120))
+        time.sleep(2.0)
+        n = int(rate * seconds)
+
+        async def both():
+            w = asyncio.create_task(watch(bootstrap, [settings.topic_decisions, settings.topic_dlq], 1000 + n,
+                                          seconds + 120, on_message))
+            await produce(bootstrap, settings.topic_raw, payloads(1001, n), rate=rate)
+            return await w
+        asyncio.run(both())
+    finally:
+        stop_workers(workers)
+    asyncio.run(delete_topics(bootstrap, topic_names(settings)))
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {"rate": rate, "seconds": seconds, "n": len(latencies), "p50_ms": q[49], "p95_ms": q[94],
+            "p99_ms": q[98], "max_ms": latencies[-1]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small runs, one repeat (~3 minutes)")
+    parser.add_argument("--repeats", type=int, default=None)
+    args = parser.parse_args()
+    quick = args.quick
+    repeats = args.repeats or (1 if quick else 3)
+    n_pipe = 30_000 if quick else 200_000
+    n_literal = 3_000 if quick else 20_000
+    n_big = None if quick else 1_000_000
+    latency_seconds = 10 if quick else 30
+
+    runs: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="bench-topology-") as tmp, Stack(Path(tmp)) as stack:
+        def record(result):
+            runs.append(result)
+            cpu = result["cpu_us_per_applicant"]
+            print(f"  {result['mode']:<12} {result.get('env', '')!s:<26} n={result['n']:>8,} "
+                  f"{result['per_second']:>9,.0f}/s  rows={result['hbase_rows']}  rss={result['rss_mb']}  "
+                  f"cpu us/applicant={cpu}", flush=True)
+            return result["per_second"]
+
+        pipeline, literal, pass_kafka, pass_faust = [], [], [], []
+        for _ in range(repeats):
+            pipeline.append(record(run_throughput(stack, "pipeline", n_pipe, 600)))
+            pass_kafka.append(record(run_throughput(stack, "passthrough", n_pipe, 600)))
+            pass_faust.append(record(run_throughput(stack, "passthrough", n_pipe, 600, RAW_CONSUMER="faust")))
+            literal.append(record(run_throughput(stack, "literal", n_literal, 900)))
+        big = record(run_throughput(stack, "pipeline", n_big, 3600)) if n_big else None
+        latency = run_latency(stack, 1000.0, latency_seconds)
+        print(f"  latency at {latency['rate']:.0f}/s: p50 {latency['p50_ms']:.0f} ms, p99 {latency['p99_ms']:.0f} ms",
+              flush=True)
+
+    rss_run = runs[-1] if big else runs[0]
+    figures = [
+        figure("pipeline applicants/s (2 workers) vs literal port", pipeline, "applicants/s",
+               reference="literal port (2 workers)", reference_values=literal, target=10_000),
+        figure("pipeline applicants/s vs raw pass-through (aiokafka)", pipeline, "applicants/s",
+               reference="raw pass-through, aiokafka consumer", reference_values=pass_kafka),
+        figure("pipeline applicants/s vs pass-through (faust agent)", pipeline, "applicants/s",
+               reference="raw pass-through, faust agent", reference_values=pass_faust),
+        figure("latency raw->HBase p50 at 1,000/s", [latency["p50_ms"]], "ms", higher_is_better=False),
+        figure("latency raw->HBase p99 at 1,000/s", [latency["p99_ms"]], "ms", higher_is_better=False,
+               target=250),
+        figure(f"worker RSS after {rss_run['n']:,} applicants (max)", [max(rss_run["rss_mb"])], "MB",
+               higher_is_better=False),
+    ]
+    if big:
+        figures.insert(1, figure("pipeline applicants/s, 1,000,000 applicants", [big["per_second"]], "applicants/s",
+                                 target=10_000))
+    write_result("topology", figures, quick=quick, extra={"runs": runs, "latency": latency})
+
+
+if __name__ == "__main__":
+    main()
