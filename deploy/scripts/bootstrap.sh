@@ -15,6 +15,13 @@ if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
   as_root env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq mariadb-server >/dev/null
 fi
 
+# systemd-analyze checks the cluster unit files offline (tests/deploy/test_cluster_files.py).
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  echo "bootstrap: installing systemd (for systemd-analyze; no service is started)" >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null
+fi
+
 if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
   echo "bootstrap: installing python3-venv" >&2
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-pip >/dev/null

@@ -293,7 +293,8 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
     analyze = shutil.which("systemd-analyze")
     assert analyze, "systemd-analyze (Debian package systemd) is needed to check the unit files"
     for comp in COMPONENTS.values():
-        text = (CLUSTER / "systemd" / comp.unit).read_text().replace(INSTALLED_VENV, str(Path(sys.executable).parent.parent))
+        text = (CLUSTER / "systemd" / comp.unit).read_text()
+        text = text.replace(INSTALLED_VENV, str(Path(sys.executable).parent.parent))
         name = comp.unit.replace("@.", f"@{WORKER_INSTANCE}.")
         (tmp_path / name).write_text(text)
         result = subprocess.run([analyze, "verify", "--man=no", f"./{name}"], cwd=tmp_path, capture_output=True,
@@ -341,12 +342,15 @@ with warnings.catch_warnings():
 name, cmd, rest = cli.resolve_command(ctx, rest)
 params = cmd.make_context(name, rest, parent=ctx).params
 import importlib
-app = importlib.import_module(ctx.params["app"]).app
-c = app.conf
+module = importlib.import_module(ctx.params["app"])
+app, c = module.app, module.app.conf
+topics = [module.raw_topic, module.clean_topic, module.eligible_topic, module.scored_topic, module.decisions_topic,
+          module.dlq_topic]
 print(json.dumps({"command": name, "params": params, "id": c.id, "broker": [str(u) for u in c.broker],
                   "partitions": c.topic_partitions, "replication": c.topic_replication_factor,
                   "session_timeout": c.broker_session_timeout, "web_enabled": c.web_enabled,
-                  "web_port": c.web_port, "datadir": str(c.datadir), "topics": sorted(app.topics.topics)}))
+                  "web_port": c.web_port, "datadir": str(c.datadir),
+                  "topics": [[t.get_topic_name(), t.partitions] for t in topics]}))
 """
 
 
@@ -371,8 +375,8 @@ def test_worker_unit_runs_faust_on_the_topology_app_with_the_example_settings(tm
     assert conf["session_timeout"] == float(env["BROKER_SESSION_TIMEOUT"])
     assert conf["web_enabled"] and conf["web_port"] == int(WORKER_INSTANCE)
     assert conf["datadir"].startswith(env["FAUST_DATADIR"])
-    topic_vars = ("TOPIC_CLEAN", "TOPIC_ELIGIBLE", "TOPIC_SCORED")
-    assert {env[v] for v in topic_vars} <= set(conf["topics"])
+    topic_vars = ("TOPIC_RAW", "TOPIC_CLEAN", "TOPIC_ELIGIBLE", "TOPIC_SCORED", "TOPIC_DECISIONS", "TOPIC_DLQ")
+    assert conf["topics"] == [[env[v], int(env["TOPIC_PARTITIONS"])] for v in topic_vars]
 
 
 # -- tests: env examples ---------------------------------------------------------------------------------
