@@ -25,6 +25,7 @@ MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1)}
 MAX_TEXT = 255
 MAX_INT = 2**63 - 1   # the BIGINT columns' limit
+MAX_FLOAT_INT = 2**1023  # larger ints overflow float()
 
 
 class FieldError(ValueError):
@@ -134,6 +135,8 @@ def _number(field: Field, raw: Any, *, integer: bool) -> float | int:
         raise FieldError(field.name, f"must be a number, got {type(raw).__name__}")
     if isinstance(value, float) and not math.isfinite(value):
         raise FieldError(field.name, "must be a finite number")
+    if not integer and isinstance(value, int) and abs(value) > MAX_FLOAT_INT:
+        raise FieldError(field.name, f"must be a finite number, got {raw!r}")
     if integer:
         if float(value) != int(value):
             raise FieldError(field.name, f"must be a whole number, got {raw!r}")

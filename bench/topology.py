@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -164,7 +165,7 @@ async def produce(bootstrap: str, topic: str, msgs, rate: float | None = None) -
         await p.stop()
 
 
-async def watch(bootstrap: str, topics: list[str], expected: int, timeout: float, on_message=None):
+async def watch(bootstrap: str, topics: list[str], expected: int, timeout: float, on_message=None, workers=()):
     """Read topics until ``expected`` distinct keys arrived; (time of first, time of last, keys)."""
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
                          max_partition_fetch_bytes=8 << 20)
@@ -179,6 +180,9 @@ async def watch(bootstrap: str, topics: list[str], expected: int, timeout: float
         while len(keys) < expected:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"only {len(keys)} of {expected} arrived in {timeout:.0f}s")
+            for w in workers:
+                if not w.alive():
+                    raise RuntimeError(f"worker {w.pid} died:\n{w.log_tail()}")
             batch = await c.getmany(timeout_ms=200, max_records=20000)
             now = time.perf_counter()
             for msgs in batch.values():
@@ -229,7 +233,7 @@ def run_throughput(stack: Stack, mode: str, n: int, timeout: float, **extra_env)
     workers = start_workers(stack, env, tag)
     try:
         cpu0 = stack.cpu(workers)
-        first, last, keys = asyncio.run(watch(bootstrap, outputs, n, timeout))
+        first, last, keys = asyncio.run(watch(bootstrap, outputs, n, timeout, workers=workers))
         cpu1 = stack.cpu(workers)
         rss = [rss_mb(w.pid) for w in workers]
         if not all(w.alive() for w in workers):
@@ -268,13 +272,13 @@ def run_latency(stack: Stack, rate: float, seconds: float) -> dict:
     try:
         warm = list(payloads(1, 1000, dirty_every=0))
         asyncio.run(produce(bootstrap, settings.topic_raw, warm))
-        asyncio.run(watch(bootstrap, [settings.topic_decisions], 1000, 120))
+        asyncio.run(watch(bootstrap, [settings.topic_decisions], 1000, 120, workers=workers))
         time.sleep(2.0)
         n = int(rate * seconds)
 
         async def both():
             w = asyncio.create_task(watch(bootstrap, [settings.topic_decisions, settings.topic_dlq], 1000 + n,
-                                          seconds + 120, on_message))
+                                          seconds + 120, on_message, workers))
             await produce(bootstrap, settings.topic_raw, payloads(1001, n), rate=rate)
             return await w
         asyncio.run(both())
@@ -292,6 +296,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small runs, one repeat (~3 minutes)")
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # stop the stack on kill, too
     quick = args.quick
     repeats = args.repeats or (1 if quick else 3)
     n_pipe = 30_000 if quick else 200_000

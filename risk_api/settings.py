@@ -21,7 +21,7 @@ DEFAULT_WATCH_SECONDS = 2.0                                     # RISK_MODEL_WAT
 DEFAULT_AUTH = "on"                                             # RISK_API_AUTH ("off" disables bearer auth)
 # RISK_API_TOKEN has no default: the app refuses to start without it unless RISK_API_AUTH=off.
 DEFAULT_HOST = "127.0.0.1"                                      # RISK_API_HOST
-DEFAULT_PORT = 8001                                             # RISK_API_PORT
+DEFAULT_PORT = 5002                                             # RISK_API_PORT
 DEFAULT_WORKERS = 2                                             # RISK_API_WORKERS
 # Threads per gunicorn worker; > 1 selects the gthread worker, which keeps client connections alive.
 DEFAULT_THREADS = 2                                             # RISK_API_THREADS

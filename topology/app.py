@@ -75,8 +75,11 @@ async def declare_topics() -> None:
                 policy.version, policy.rules)
 
 
-# The agents register themselves on import.
+# The agents register themselves on import. In the bench's passthrough mode the raw reader only copies
+# applicants.raw; the other agents stay subscribed (idle) so the worker is the same faust worker.
+from topology.agents import decision, save, submit  # noqa: E402,F401
+
 if settings.mode == "passthrough":
     from topology.agents import passthrough  # noqa: E402,F401
 else:
-    from topology.agents import decision, filter, save, submit  # noqa: E402,F401
+    from topology.agents import filter  # noqa: E402,F401

@@ -110,3 +110,8 @@ def test_clean_record_is_idempotent():
 def test_integers_beyond_bigint_are_rejected():
     errors = field_errors(good(id=str(2**63)))
     assert "whole number within" in errors["id"]
+
+
+def test_huge_integer_in_a_float_field_is_a_field_error():
+    errors = field_errors(good(annual_inc=10**400))
+    assert "finite" in errors["annual_inc"]
