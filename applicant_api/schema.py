@@ -44,3 +44,17 @@ def init_db(conn) -> None:
     with conn.cursor() as cur:
         cur.execute(create_table_sql())
     conn.commit()
+
+
+def reset_db(url: str) -> None:
+    """Drop and recreate the applications table: a clean slate for the main job, tests and benches."""
+    from applicant_api.db import connect
+
+    conn = connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS `{TABLE}`")
+        conn.commit()
+        init_db(conn)
+    finally:
+        conn.close()

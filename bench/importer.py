@@ -41,17 +41,6 @@ DIRTY = 0.01
 BATCH = importer.DEFAULT_BATCH_SIZE
 
 
-def reset(url: str) -> None:
-    conn = db.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS `{schema.TABLE}`")
-        conn.commit()
-        schema.init_db(conn)
-    finally:
-        conn.close()
-
-
 def count_rows(url: str) -> int:
     conn = db.connect(url)
     try:
@@ -63,7 +52,7 @@ def count_rows(url: str) -> int:
 
 
 def run_import(url: str, path: Path, expected: int, writer_process: bool) -> float:
-    reset(url)
+    schema.reset_db(url)
     report = importer.import_file(path, url, batch_size=BATCH, source="bench", writer_process=writer_process)
     if report.imported != expected or count_rows(url) != expected:
         raise RuntimeError(f"import wrote {report.imported} rows, expected {expected}")
@@ -80,7 +69,7 @@ def cleaned_params(path: Path) -> tuple[list[tuple], int]:
 
 
 def run_executemany(url: str, params: list[tuple], rows: int) -> float:
-    reset(url)
+    schema.reset_db(url)
     conn = db.connect(url)
     try:
         start = time.perf_counter()
@@ -111,7 +100,7 @@ def write_tsv(params: list[tuple], path: Path) -> None:
 
 
 def run_load_data(url: str, tsv: Path, expected: int, rows: int) -> float:
-    reset(url)
+    schema.reset_db(url)
     conn = db.connect(url, local_infile=True)
     columns = ", ".join(f"`{c}`" for c in importer.COLUMNS)
     try:

@@ -44,7 +44,7 @@ from bench.common import figure, write_result
 from deploy.services import Broker, HBaseServer, free_port
 from hbase_helper.settings import HBaseSettings
 from hbase_helper.writer import DecisionWriter
-from topology.process import RiskApiService, WorkerProcess, wait_for
+from topology.process import RiskApiService, WorkerProcess
 from topology.records import partition_for
 from topology.settings import Settings
 from topology.testdata import envelope, raw_applicant
@@ -295,6 +295,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small runs, one repeat (~3 minutes)")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--only", choices=("pipeline", "latency"), default=None,
+                        help="run only this part (no result file is written)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # stop the stack on kill, too
     quick = args.quick
@@ -305,6 +307,16 @@ def main() -> None:
     latency_seconds = 10 if quick else 30
 
     runs: list[dict] = []
+    if args.only:
+        with tempfile.TemporaryDirectory(prefix="bench-topology-") as tmp, Stack(Path(tmp)) as stack:
+            if args.only == "pipeline":
+                for _ in range(repeats):
+                    r = run_throughput(stack, "pipeline", n_pipe, 600)
+                    print(f"  pipeline n={r['n']:,} {r['per_second']:,.0f}/s rows={r['hbase_rows']} rss={r['rss_mb']} "
+                          f"cpu us/applicant={r['cpu_us_per_applicant']}", flush=True)
+            else:
+                print(f"  latency {run_latency(stack, 1000.0, latency_seconds)}", flush=True)
+        return
     with tempfile.TemporaryDirectory(prefix="bench-topology-") as tmp, Stack(Path(tmp)) as stack:
         def record(result):
             runs.append(result)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from deploy.local import Stack, down, init_database, up
+from applicant_api.schema import reset_db
+from deploy.local import Stack, down, up
 from deploy.tally import OutcomeTally
 
 logger = logging.getLogger(__name__)
@@ -21,20 +22,6 @@ def reset_state(stack: Stack) -> None:
     for path in (Path(stack.hbase.db), stack.run_dir / "producer.checkpoint"):
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
-def recreate_table(stack: Stack) -> None:
-    from applicant_api.db import connect
-    from applicant_api.schema import TABLE
-
-    conn = connect(stack.mariadb.url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS `{TABLE}`")
-        conn.commit()
-    finally:
-        conn.close()
-    init_database(stack)
 
 
 def synthetic_file(stack: Stack, applicants: int, seed: int, dirty: float) -> Path:
@@ -66,7 +53,7 @@ def run_job(stack: Stack, *, applicants: int, dirty: float, seed: int, keep_runn
     finished = False
     try:
         up(stack, stack.infrastructure)
-        recreate_table(stack)
+        reset_db(stack.mariadb.url)
 
         path = synthetic_file(stack, applicants, seed, dirty)
         click.echo(f"importing {path.name}", err=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from deploy.services import (Broker, GunicornApp, HBaseServer, MariaDB, PythonProcess, Service,
-                             ServiceError, free_port, run_secret)
+                             ServiceError, run_secret)
 
 logger = logging.getLogger(__name__)
 

@@ -402,7 +402,7 @@ class MariaDB(Service):
                         raise ValueError(f"bad identifier {ident!r}")
                 cur.execute(f"CREATE DATABASE IF NOT EXISTS `{self.database}` CHARACTER SET utf8mb4")
                 for host in ("127.0.0.1", "localhost"):
-                    cur.execute(f"CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s",
+                    cur.execute("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s",
                                 (self.user, host, self.password()))
                     cur.execute(f"GRANT ALL PRIVILEGES ON `{self.database}`.* TO %s@%s",
                                 (self.user, host))

@@ -15,6 +15,7 @@ import logging
 import os
 
 import faust
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from topology import codec  # noqa: F401  (registers the "orjson" codec)
 from topology.emit import Emitter
@@ -39,6 +40,7 @@ app = faust.App(
     broker_heartbeat_interval=min(1.0, settings.session_timeout / 3),
     broker_commit_interval=settings.commit_interval,
     consumer_auto_offset_reset="earliest",
+    stream_buffer_maxsize=settings.stream_buffer_maxsize,  # internal messages carry ~500 applicants each
     stream_wait_empty=False,  # on shutdown do not wait for in-flight events: they replay (at-least-once)
     topic_partitions=settings.partitions,
     topic_disable_leader=True,
@@ -49,6 +51,16 @@ app = faust.App(
     web_bind="127.0.0.1",
     datadir=os.path.join(settings.datadir, settings.app_id),
 )
+
+
+def _create_worker_consumer(self, transport, _create=AIOKafkaConsumerThread._create_worker_consumer):
+    # faust passes fetch_max_wait_ms=1500 with no setting; set ours before the consumer starts its fetcher.
+    consumer = _create(self, transport)
+    consumer._fetch_max_wait_ms = settings.fetch_max_wait_ms
+    return consumer
+
+
+AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer
 
 
 def _topic(name: str) -> faust.TopicT:

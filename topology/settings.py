@@ -24,6 +24,10 @@ DEFAULT_TOPIC_DLQ = "applicants.dlq"                  # TOPIC_DLQ
 DEFAULT_TOPIC_PASSTHROUGH = "applicants.passthrough"  # TOPIC_PASSTHROUGH (bench reference only)
 DEFAULT_SESSION_TIMEOUT = 6.0                         # BROKER_SESSION_TIMEOUT (Tansu's join waits half of it)
 DEFAULT_COMMIT_INTERVAL = 1.0                         # BROKER_COMMIT_INTERVAL (seconds)
+# Tansu answers a fetch only when its max wait expires, not when data arrives: each consumer hop waits
+# up to this long at low rates (faust hard-codes 1500 ms, which made p50 ~2 s over four hops).
+DEFAULT_FETCH_MAX_WAIT_MS = 20                        # FETCH_MAX_WAIT_MS
+DEFAULT_STREAM_BUFFER_MAXSIZE = 64                    # STREAM_BUFFER_MAXSIZE: messages faust buffers per partition
 DEFAULT_WEB_ENABLED = False                           # FAUST_WEB_ENABLED
 DEFAULT_WEB_PORT = 6066                               # FAUST_WEB_PORT
 DEFAULT_DATADIR = os.path.join(tempfile.gettempdir(), "credit-risk-faust")  # FAUST_DATADIR
@@ -31,13 +35,13 @@ DEFAULT_RAW_CONSUMER = "aiokafka"  # RAW_CONSUMER: aiokafka (fast) | faust (an a
 RAW_CONSUMERS = ("aiokafka", "faust")
 DEFAULT_STAGE_BATCH = 500        # STAGE_BATCH: applicants per message on internal topics (1 = one per applicant)
 DEFAULT_TAKE_MAX = 2000          # TAKE_MAX: messages taken per batch by filter and decision
-DEFAULT_TAKE_WITHIN = 0.05       # TAKE_WITHIN: seconds to wait for a batch to fill
+DEFAULT_TAKE_WITHIN = 0.02       # TAKE_WITHIN: seconds to wait for a batch to fill
 DEFAULT_SUBMIT_BATCH_SIZE = 500  # SUBMIT_BATCH_SIZE: applicants per POST to the risk API
-DEFAULT_SUBMIT_BATCH_WITHIN = 0.2  # SUBMIT_BATCH_WITHIN: seconds
+DEFAULT_SUBMIT_BATCH_WITHIN = 0.05  # SUBMIT_BATCH_WITHIN: seconds
 DEFAULT_SUBMIT_CONCURRENCY = 2  # SUBMIT_CONCURRENCY: submit actors per worker (POSTs in flight)
 DEFAULT_SAVE_CONCURRENCY = 2    # SAVE_CONCURRENCY: save actors per worker (HBase writes in flight)
 DEFAULT_SAVE_BATCH_SIZE = 2000   # SAVE_BATCH_SIZE: decisions per HBase batch write
-DEFAULT_SAVE_BATCH_WITHIN = 0.2  # SAVE_BATCH_WITHIN: seconds
+DEFAULT_SAVE_BATCH_WITHIN = 0.05  # SAVE_BATCH_WITHIN: seconds
 DEFAULT_RISK_API_URL = "http://127.0.0.1:5002"  # RISK_API_URL
 DEFAULT_RISK_API_TIMEOUT = 30.0  # RISK_API_TIMEOUT: seconds per POST
 DEFAULT_MAX_RAW_BYTES = 1 << 20  # MAX_RAW_BYTES: larger applicants.raw payloads go to the DLQ
@@ -86,6 +90,8 @@ class Settings:
     topic_passthrough: str = DEFAULT_TOPIC_PASSTHROUGH
     session_timeout: float = DEFAULT_SESSION_TIMEOUT
     commit_interval: float = DEFAULT_COMMIT_INTERVAL
+    fetch_max_wait_ms: int = DEFAULT_FETCH_MAX_WAIT_MS
+    stream_buffer_maxsize: int = DEFAULT_STREAM_BUFFER_MAXSIZE
     web_enabled: bool = DEFAULT_WEB_ENABLED
     web_port: int = DEFAULT_WEB_PORT
     datadir: str = DEFAULT_DATADIR
@@ -116,7 +122,7 @@ class Settings:
         if self.raw_consumer not in RAW_CONSUMERS:
             raise ValueError(f"RAW_CONSUMER must be one of {', '.join(RAW_CONSUMERS)}, got {self.raw_consumer!r}")
         for name in ("partitions", "stage_batch", "take_max", "submit_batch_size", "save_batch_size",
-                     "submit_concurrency", "save_concurrency",
+                     "submit_concurrency", "save_concurrency", "fetch_max_wait_ms", "stream_buffer_maxsize",
                      "max_raw_bytes", "dlq_original_max", "web_port", "hbase_port", "producer_batch_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
@@ -150,6 +156,8 @@ class Settings:
             topic_passthrough=_get(env, "TOPIC_PASSTHROUGH", d.topic_passthrough),
             session_timeout=_get(env, "BROKER_SESSION_TIMEOUT", d.session_timeout),
             commit_interval=_get(env, "BROKER_COMMIT_INTERVAL", d.commit_interval),
+            fetch_max_wait_ms=_get(env, "FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms),
+            stream_buffer_maxsize=_get(env, "STREAM_BUFFER_MAXSIZE", d.stream_buffer_maxsize),
             web_enabled=_get(env, "FAUST_WEB_ENABLED", d.web_enabled),
             web_port=_get(env, "FAUST_WEB_PORT", d.web_port),
             datadir=_get(env, "FAUST_DATADIR", d.datadir),

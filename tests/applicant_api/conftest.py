@@ -7,22 +7,10 @@ import pytest
 from applicant_api import db, schema
 
 
-def reset_applications(url: str) -> None:
-    """Drop and recreate the applications table (schema.init_db), so a test starts from nothing."""
-    conn = db.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS `{schema.TABLE}`")
-        conn.commit()
-        schema.init_db(conn)
-    finally:
-        conn.close()
-
-
 @pytest.fixture
 def db_url(mariadb) -> str:
     """MYSQL_URL of the session MariaDB with an empty, freshly created `applications` table."""
-    reset_applications(mariadb.url)
+    schema.reset_db(mariadb.url)
     return mariadb.url
 
 

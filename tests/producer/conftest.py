@@ -9,13 +9,14 @@ import pytest
 from applicant_api.app import create_app
 from applicant_api.devserver import ServerThread
 from producer.settings import load_settings
-from producer_testlib import API_TOKEN, fresh_table
+from applicant_api.schema import reset_db
+from producer_testlib import API_TOKEN
 
 
 @pytest.fixture
 def db_url(mariadb) -> str:
     """The session MariaDB with a fresh, empty applications table."""
-    fresh_table(mariadb.url)
+    reset_db(mariadb.url)
     return mariadb.url
 
 

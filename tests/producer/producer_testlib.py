@@ -9,21 +9,10 @@ import time
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from applicant_api import db, repository, schema
+from applicant_api import db, repository
 from applicant_api.fields import FIELD_NAMES
 
 API_TOKEN = "producer-test-" + secrets.token_urlsafe(12)
-
-
-def fresh_table(url: str) -> None:
-    conn = db.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS `{schema.TABLE}`")
-        conn.commit()
-        schema.init_db(conn)
-    finally:
-        conn.close()
 
 
 def applicant_row(i: int) -> tuple:
