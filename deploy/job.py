@@ -60,7 +60,10 @@ def run_job(stack: Stack, *, applicants: int, dirty: float, seed: int, keep_runn
         started = time.monotonic()
         report = import_file(path, url=stack.mariadb.url, batch_size=DEFAULT_IMPORT_BATCH, source="synthetic")
         imported = report.imported
-        invalid = report.skipped
+        invalid = report.rejected
+        click.echo(f"imported {imported} applicants, rejected {invalid} invalid rows", err=True)
+        for reject in report.rejects[:5]:
+            click.echo(f"  rejected line {reject.line_no}: {reject.reason}", err=True)
 
         with OutcomeTally(stack.broker.bootstrap) as tally:
             up(stack, stack.applications)
@@ -72,7 +75,7 @@ def run_job(stack: Stack, *, applicants: int, dirty: float, seed: int, keep_runn
         hbase_rows = hbase_row_count(stack)
         decided = outcome["approved"] + outcome["declined_model"] + outcome["declined_policy"]
         summary = {
-            "applicants": applicants,
+            "applicants": report.rows,
             "invalid": invalid,
             "declined_policy": outcome["declined_policy"],
             "approved": outcome["approved"],
@@ -84,7 +87,7 @@ def run_job(stack: Stack, *, applicants: int, dirty: float, seed: int, keep_runn
             "per_second": round(imported / seconds, 1) if seconds else None,
         }
         summary["reconciled"] = (
-            applicants == invalid + imported
+            applicants == report.rows == invalid + imported
             and imported == hbase_rows + outcome["dlq"]
             and hbase_rows == decided == outcome["decisions"]
             and not outcome["both"]

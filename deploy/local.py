@@ -149,6 +149,8 @@ def cli(verbose: bool) -> None:
     """Run the credit-risk pipeline's local stack on 127.0.0.1 (ports and run folder from the environment)."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
 @cli.command("up")

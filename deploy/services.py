@@ -169,7 +169,8 @@ class Service:
         except Exception:
             self.stop()
             raise
-        logger.info("%s started (pid %s) on %s:%s", self.name, proc.pid, self.host, self.port)
+        where = f" on {self.host}:{self.port}" if self.port else ""
+        logger.info("%s started (pid %s)%s", self.name, proc.pid, where)
         return True
 
     def wait_ready(self, timeout: float, proc: subprocess.Popen | None = None) -> None:
