@@ -5,8 +5,9 @@ API under gunicorn with 2 workers), every run on fresh topics, consumer
 groups and HBase tables:
 
 - the project's pipeline, 2 worker processes: N applicants preloaded on
-  applicants.raw, then the workers start; applicants/s = N / (time of the last
-  decision event - time of the first). Decision events are published after
+  applicants.raw, then the workers start; applicants/s = (N - 1) / (time of the
+  last output record - time of the first), from the records' producer
+  timestamps (worker clock, same host). Decision events are published after
   the HBase write, so "decided" means "in HBase" (the HBase row count is
   checked after each run);
 - the literal port (TOPOLOGY_MODE=literal, 2 workers): a faust agent per
@@ -171,7 +172,7 @@ async def watch(bootstrap: str, topics: list[str], expected: int, timeout: float
                          max_partition_fetch_bytes=8 << 20)
     await c.start()
     keys: set[bytes] = set()
-    first = last = None
+    first = last = None    # producer (CreateTime) timestamps of the output records, in seconds
     deadline = time.monotonic() + timeout
     try:
         tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
@@ -184,16 +185,14 @@ async def watch(bootstrap: str, topics: list[str], expected: int, timeout: float
                 if not w.alive():
                     raise RuntimeError(f"worker {w.pid} died:\n{w.log_tail()}")
             batch = await c.getmany(timeout_ms=200, max_records=20000)
-            now = time.perf_counter()
             for msgs in batch.values():
-                if msgs and first is None:
-                    first = now
                 for m in msgs:
                     keys.add(m.key)
+                    ts = m.timestamp / 1000
+                    first = ts if first is None else min(first, ts)
+                    last = ts if last is None else max(last, ts)
                     if on_message is not None:
                         on_message(m)
-                if msgs:
-                    last = now
     finally:
         await c.stop()
     return first, last, keys
@@ -208,6 +207,18 @@ async def delete_topics(bootstrap: str, names: list[str]) -> None:
         print(f"  (could not delete topics: {exc})", file=sys.stderr)
     finally:
         await admin.close()
+
+
+def drop_tables(stack: Stack, prefix: str) -> None:
+    """Delete a run's tables so later runs do not pay for a bigger SQLite file."""
+    import happybase
+
+    conn = happybase.Connection(stack.hbase.host, stack.hbase.port, table_prefix=prefix, timeout=60000)
+    try:
+        for name in (n.decode() for n in conn.tables()):
+            conn.delete_table(name, disable=True)
+    finally:
+        conn.close()
 
 
 def start_workers(stack: Stack, env: dict, tag: str, n: int = WORKERS) -> list[WorkerProcess]:
@@ -245,6 +256,7 @@ def run_throughput(stack: Stack, mode: str, n: int, timeout: float, **extra_env)
         writer = DecisionWriter(HBaseSettings.from_env(host=stack.hbase.host, port=stack.hbase.port,
                                                        table_prefix=env["HBASE_TABLE_PREFIX"]))
         rows = writer.count_rows()
+        drop_tables(stack, env["HBASE_TABLE_PREFIX"])
     asyncio.run(delete_topics(bootstrap, topic_names(settings)))
     seconds = last - first
     return {"mode": mode, "n": n, "per_second": (n - 1) / seconds if seconds > 0 else float("nan"),
@@ -285,6 +297,7 @@ def run_latency(stack: Stack, rate: float, seconds: float) -> dict:
     finally:
         stop_workers(workers)
     asyncio.run(delete_topics(bootstrap, topic_names(settings)))
+    drop_tables(stack, env["HBASE_TABLE_PREFIX"])
     latencies.sort()
     q = statistics.quantiles(latencies, n=100, method="inclusive")
     return {"rate": rate, "seconds": seconds, "n": len(latencies), "p50_ms": q[49], "p95_ms": q[94],
@@ -295,14 +308,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small runs, one repeat (~3 minutes)")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("-n", type=int, default=None, help="applicants per pipeline run")
     parser.add_argument("--only", choices=("pipeline", "latency"), default=None,
                         help="run only this part (no result file is written)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # stop the stack on kill, too
     quick = args.quick
     repeats = args.repeats or (1 if quick else 3)
-    n_pipe = 30_000 if quick else 200_000
-    n_literal = 3_000 if quick else 20_000
+    n_pipe = args.n or (30_000 if quick else 200_000)
+    n_literal = 3_000 if quick else 10_000
     n_big = None if quick else 1_000_000
     latency_seconds = 10 if quick else 30
 
@@ -332,7 +346,9 @@ def main() -> None:
             pass_kafka.append(record(run_throughput(stack, "passthrough", n_pipe, 600)))
             pass_faust.append(record(run_throughput(stack, "passthrough", n_pipe, 600, RAW_CONSUMER="faust")))
             literal.append(record(run_throughput(stack, "literal", n_literal, 900)))
-        big = record(run_throughput(stack, "pipeline", n_big, 3600)) if n_big else None
+        big = run_throughput(stack, "pipeline", n_big, 3600) if n_big else None
+        if big:
+            record(big)
         latency = run_latency(stack, 1000.0, latency_seconds)
         print(f"  latency at {latency['rate']:.0f}/s: p50 {latency['p50_ms']:.0f} ms, p99 {latency['p99_ms']:.0f} ms",
               flush=True)

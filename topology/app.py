@@ -2,7 +2,10 @@
 
 applicants.raw -> filter -> applicants.clean -> decision -> applicants.eligible
 -> submit -> applicants.scored -> save -> HBase + decisions; failures at any
-stage -> applicants.dlq.  At-least-once: every agent acks a batch only after
+stage -> applicants.dlq.  filter reads applicants.raw (one message per applicant)
+with aiokafka's own consumer group inside this worker (RAW_CONSUMER=aiokafka,
+see topology.agents.common.RawReader); the internal topics carry batches of
+applicants and are read by faust agents.  At-least-once: every agent acks a batch only after
 its downstream sends (or HBase write) succeeded; replays are harmless because
 HBase rows are keyed by application id.  No tables (their changelog recovery
 relies on end offsets, which Tansu reports wrongly) and no transactions
@@ -13,8 +16,10 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 import faust
+from faust.exceptions import AlreadyConfiguredWarning
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from topology import codec  # noqa: F401  (registers the "orjson" codec)
@@ -28,7 +33,17 @@ settings = Settings.from_env()
 policy = Policy.from_env()
 os.makedirs(settings.datadir, exist_ok=True)  # faust creates only the last level
 
-app = faust.App(
+class TopologyApp(faust.App):
+    def on_init_dependencies(self):
+        # `faust worker` switches the web server on unless --without-web; FAUST_WEB_ENABLED decides instead,
+        # so several workers on one host do not fight over port 6066 by default.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AlreadyConfiguredWarning)
+            self.conf.web_enabled = settings.web_enabled
+        return super().on_init_dependencies()
+
+
+app = TopologyApp(
     settings.app_id,
     broker=settings.broker,
     store="memory://",

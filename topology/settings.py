@@ -27,7 +27,7 @@ DEFAULT_COMMIT_INTERVAL = 1.0                         # BROKER_COMMIT_INTERVAL (
 # Tansu answers a fetch only when its max wait expires, not when data arrives: each consumer hop waits
 # up to this long at low rates (faust hard-codes 1500 ms, which made p50 ~2 s over four hops).
 DEFAULT_FETCH_MAX_WAIT_MS = 20                        # FETCH_MAX_WAIT_MS
-DEFAULT_STREAM_BUFFER_MAXSIZE = 64                    # STREAM_BUFFER_MAXSIZE: messages faust buffers per partition
+DEFAULT_STREAM_BUFFER_MAXSIZE = 8                    # STREAM_BUFFER_MAXSIZE: messages faust buffers per partition
 DEFAULT_WEB_ENABLED = False                           # FAUST_WEB_ENABLED
 DEFAULT_WEB_PORT = 6066                               # FAUST_WEB_PORT
 DEFAULT_DATADIR = os.path.join(tempfile.gettempdir(), "credit-risk-faust")  # FAUST_DATADIR

@@ -99,7 +99,7 @@ class RawReader(Service):
             session_timeout_ms=int(s.session_timeout * 1000),
             heartbeat_interval_ms=max(100, int(s.session_timeout * 1000 / 6)),
             max_partition_fetch_bytes=max(4 << 20, s.max_raw_bytes + (64 << 10)),
-            fetch_max_bytes=64 << 20, max_poll_records=s.take_max, fetch_max_wait_ms=s.fetch_max_wait_ms)
+            fetch_max_bytes=16 << 20, max_poll_records=s.take_max, fetch_max_wait_ms=s.fetch_max_wait_ms)
 
     async def on_stop(self) -> None:
         await self._drop_consumer()
