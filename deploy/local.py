@@ -126,12 +126,24 @@ def init_database(stack: Stack) -> None:
         conn.close()
 
 
+def create_topics(stack: Stack) -> None:
+    """Create every topology topic with the configured partition count before anything publishes."""
+    import asyncio
+
+    from topology.settings import Settings
+    from topology.topics import ensure_topics
+
+    asyncio.run(ensure_topics(Settings.from_env({**os.environ, **stack.producer.extra_env})))
+
+
 def up(stack: Stack, services: list[Service] | None = None) -> None:
     """Start each service unless it runs already; wait until each answers a real request."""
     for svc in services if services is not None else stack.services:
         started = svc.start()
         if svc is stack.mariadb:
             init_database(stack)
+        elif svc is stack.broker:
+            create_topics(stack)
         click.echo(f"{svc.name}: {'started' if started else 'already running'}", err=True)
 
 
