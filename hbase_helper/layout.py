@@ -144,6 +144,15 @@ def index_key(app_id: int, time_ms: int) -> bytes:
     return b"%02d|%013d|%020d" % (bucket(app_id), time_ms, app_id)
 
 
+def _keys(app_id: int, time_ms: int) -> tuple[bytes, bytes]:
+    """(row_key, index_key) of an application and its index time from one md5 (the writer's hot path)."""
+    check_id(app_id)
+    check_time_ms(time_ms, "index time")
+    digest = _digest(app_id)
+    return (b"%s:%020d" % (digest[:2].hex().encode("ascii"), app_id),
+            b"%02d|%013d|%020d" % (int.from_bytes(digest[:4], "big") % INDEX_BUCKETS, time_ms, app_id))
+
+
 def parse_index_key(key: bytes) -> tuple[int, int, int]:
     """(bucket, time ms, id) of an index row key."""
     parts = key.split(b"|")
@@ -202,9 +211,16 @@ def _int_field(mapping: Mapping[str, Any], name: str, app_id: int, *, prefix: st
         raise DecisionError(prefix + name, f"must be a non-negative int, got {value!r}", app_id)
 
 
+_STR = frozenset((str,))
+
+
+def _is_mapping(value: Any) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def validate_decision(decision: Any) -> int:
     """Check a decision dict against the writer's contract; return its id or raise DecisionError."""
-    if not isinstance(decision, Mapping):
+    if not _is_mapping(decision):
         raise DecisionError("decision", f"must be a dict, got {type(decision).__name__}")
     app_id = decision.get("id")
     try:
@@ -212,11 +228,12 @@ def validate_decision(decision: Any) -> int:
     except (TypeError, ValueError) as exc:
         raise DecisionError("id", str(exc)) from None
     applicant = decision.get("applicant")
-    if not isinstance(applicant, Mapping):
+    if not _is_mapping(applicant):
         raise DecisionError("applicant", "must be a dict of cleaned fields", app_id)
-    for key in applicant:
-        if not isinstance(key, str) or not key:
-            raise DecisionError("applicant", f"field names must be non-empty strings, got {key!r}", app_id)
+    if "" in applicant or not set(map(type, applicant)) <= _STR:   # the usual case in C: plain str keys
+        for key in applicant:
+            if not isinstance(key, str) or not key:
+                raise DecisionError("applicant", f"field names must be non-empty strings, got {key!r}", app_id)
     if applicant.get("id", app_id) != app_id:
         raise DecisionError("applicant.id", f"{applicant.get('id')!r} differs from the decision's id", app_id)
     if decision.get("decision") not in DECISIONS:
@@ -225,16 +242,22 @@ def validate_decision(decision: Any) -> int:
     if decision.get("decided_by") not in DECIDED_BY:
         raise DecisionError("decided_by",
                             f"must be one of {', '.join(DECIDED_BY)}, got {decision.get('decided_by')!r}", app_id)
-    _finite_or_none(decision, "probability_of_default", app_id, 0, 1)
-    _finite_or_none(decision, "threshold", app_id)
+    pd = decision.get("probability_of_default")
+    if not (pd is None or (type(pd) is float and 0.0 <= pd <= 1.0)):   # NaN and inf take the full check
+        _finite_or_none(decision, "probability_of_default", app_id, 0, 1)
+    threshold = decision.get("threshold")
+    if not (threshold is None or (type(threshold) is float and -math.inf < threshold < math.inf)):
+        _finite_or_none(decision, "threshold", app_id)
     for name in ("risk_band", "model_version", "policy_version"):
-        _str_or_none(decision, name, app_id)
+        value = decision.get(name)
+        if value is not None and type(value) is not str:
+            _str_or_none(decision, name, app_id)
     reasons = decision.get("reasons", [])
-    if not isinstance(reasons, list) or not all(isinstance(r, Mapping) and isinstance(r.get("code"), str)
+    if not isinstance(reasons, list) or not all(_is_mapping(r) and isinstance(r.get("code"), str)
                                                 for r in reasons):
         raise DecisionError("reasons", "must be a list of objects with a string 'code'", app_id)
     prov = decision.get("provenance")
-    if not isinstance(prov, Mapping):
+    if not _is_mapping(prov):
         raise DecisionError("provenance", "must be a dict (topic, partition, offset, timestamp_ms, ...)", app_id)
     if not isinstance(prov.get("topic"), str) or not prov["topic"]:
         raise DecisionError("provenance.topic", f"must be a topic name, got {prov.get('topic')!r}", app_id)
@@ -254,6 +277,7 @@ def validate_decision(decision: Any) -> int:
 # -- rows ---------------------------------------------------------------------
 
 RESULT_FIELDS = tuple(name for name in DECISION_FIELDS if name != "decision")
+_NO_PROVENANCE = dict.fromkeys(PROVENANCE_FIELDS)
 
 
 def _dumps(value: Any, app_id: int, what: str) -> bytes:
@@ -265,34 +289,40 @@ def _dumps(value: Any, app_id: int, what: str) -> bytes:
 
 def encode_main_row(decision: Mapping[str, Any], saved_at: int) -> tuple[bytes, dict[bytes, bytes]]:
     """(row key, cells) of a validated decision's main row; DecisionError when a value is not JSON."""
+    return encode_rows(decision, saved_at)[0]
+
+
+def encode_rows(decision: Mapping[str, Any], saved_at: int
+                ) -> tuple[tuple[bytes, dict[bytes, bytes]], tuple[bytes, dict[bytes, bytes]]]:
+    """((row key, cells) of the main row, (row key, cells) of the index row) of a validated decision."""
     app_id = decision["id"]
+    main_key, idx_key = _keys(app_id, index_time(decision))
     prov = decision["provenance"]
     result = {name: decision.get(name) for name in RESULT_FIELDS}
     if result["reasons"] is None:
         result["reasons"] = []
     meta = {
         "id": app_id,
-        "provenance": {**{name: None for name in PROVENANCE_FIELDS}, **prov},
+        "provenance": {**_NO_PROVENANCE, **prov},
         "ingested_at": decision["ingested_at"],
         "decided_at": decision["decided_at"],
         "saved_at": saved_at,
-        "index_key": index_key(app_id, index_time(decision)).decode("ascii"),
+        "index_key": idx_key.decode("ascii"),
     }
-    return row_key(app_id), {
+    word = decision["decision"].encode("ascii")
+    return (main_key, {
         b"a:applicant": _dumps(decision["applicant"], app_id, "applicant"),
-        b"d:decision": decision["decision"].encode("ascii"),
+        b"d:decision": word,
         b"d:result": _dumps(result, app_id, "result"),
         b"m:meta": _dumps(meta, app_id, "provenance"),
-    }
+    }), (idx_key, {b"i:decision": word, b"i:row": main_key})
 
 
 def encode_index_row(decision: Mapping[str, Any]) -> tuple[bytes, dict[bytes, bytes]]:
     """(row key, cells) of a validated decision's time-index row."""
     app_id = decision["id"]
-    return index_key(app_id, index_time(decision)), {
-        b"i:decision": decision["decision"].encode("ascii"),
-        b"i:row": row_key(app_id),
-    }
+    main_key, idx_key = _keys(app_id, index_time(decision))
+    return idx_key, {b"i:decision": decision["decision"].encode("ascii"), b"i:row": main_key}
 
 
 def _json_cell(cells: Mapping[bytes, bytes], column: bytes) -> dict[str, Any]:

@@ -347,24 +347,29 @@ class HbaseHandler:
             put_ts = delete_ts = _check_ts(timestamp)
         families = meta.families
         puts, deletes = [], []
+        # column -> (family rank, stored column for a put, column for a delete or None for the whole family):
+        # a call repeats the same few columns thousands of times.
+        columns: dict[bytes, tuple[int, bytes, bytes | None]] = {}
         for bm in batches or ():
             row = bm.row
             _check_row(row)
             for m in bm.mutations or ():
                 column = m.column
-                if not isinstance(column, bytes) or not column:
-                    raise _illegal("IllegalArgumentException: mutation without a column name")
-                fam, sep, qual = column.partition(b":")
-                family = families.get(fam)
-                if family is None:
-                    meta.rank(fam)  # raises NoSuchColumnFamilyException
+                info = columns.get(column) if type(column) is bytes else None
+                if info is None:
+                    if not isinstance(column, bytes) or not column:
+                        raise _illegal("IllegalArgumentException: mutation without a column name")
+                    fam, sep, qual = column.partition(b":")
+                    family = families.get(fam)
+                    if family is None:
+                        meta.rank(fam)  # raises NoSuchColumnFamilyException
+                    info = columns[column] = (family.rank, column if sep else column + b":",
+                                              column if sep else None)
                 if m.isDelete:
-                    deletes.append((row, family.rank, column if sep else None, delete_ts))
+                    deletes.append((row, info[0], info[2], delete_ts))
                 else:
                     value = m.value
-                    if value is None:
-                        value = b""
-                    puts.append((row, family.rank, column if sep else column + b":", put_ts, value))
+                    puts.append((row, info[0], info[1], put_ts, b"" if value is None else value))
         if puts or deletes:
             self.store.mutate(meta, puts, deletes)
 

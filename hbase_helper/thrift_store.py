@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
+import operator
 import os
 import sqlite3
 import struct
@@ -46,17 +49,23 @@ CREATE TABLE IF NOT EXISTS hb_families (
 ) WITHOUT ROWID;
 """
 
-# One SQLite table per HBase table; its name is built from the integer id only.
-CELLS_DDL = """
+# One SQLite table per HBase table; its name is built from the integer id only. Cells live in a rowid
+# table (appended in write order) under a unique (row, fam, col) index: row keys that are spread on
+# purpose (hash prefixes) then land in the small index entries only, not in B-tree pages holding the
+# values, which made random-key puts ~2x cheaper than a WITHOUT ROWID table keyed by (row, fam, col).
+# Tables created by older versions (WITHOUT ROWID) are read and written by the same statements.
+CELLS_DDL = (
+    """
 CREATE TABLE {t} (
     row BLOB NOT NULL,
     fam INTEGER NOT NULL,
     col BLOB NOT NULL,
     ts INTEGER NOT NULL,
-    value BLOB NOT NULL,
-    PRIMARY KEY (row, fam, col)
-) WITHOUT ROWID
-"""
+    value BLOB NOT NULL
+)
+""",
+    "CREATE UNIQUE INDEX {t}_cell ON {t}(row, fam, col)",
+)
 
 
 class StoreError(Exception):
@@ -235,7 +244,8 @@ class Store:
                       f.bloom_filter_type, f.bloom_filter_vector_size, f.bloom_filter_nb_hashes,
                       int(f.block_cache_enabled), f.time_to_live) for f in families])
                 self.db.execute(f"DROP TABLE IF EXISTS {meta.sql}")
-                self.db.execute(CELLS_DDL.format(t=meta.sql))
+                for ddl in CELLS_DDL:
+                    self.db.execute(ddl.format(t=meta.sql))
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
@@ -370,10 +380,16 @@ class Store:
                     # Key order makes neighbouring inserts share B-tree pages; the sort is stable, so
                     # two puts of one cell keep their order (the later one wins).
                     puts = sorted(puts, key=_cell_key)
-                    self.db.executemany(
-                        f"INSERT INTO {t}(row, fam, col, ts, value) VALUES (?,?,?,?,?)"
-                        f" ON CONFLICT(row, fam, col) DO UPDATE SET ts = excluded.ts, value = excluded.value"
-                        f" WHERE excluded.ts >= {t}.ts", puts)
+                    # Several cells per statement (fewer VM runs); rows of one VALUES list are applied in
+                    # order, so the later put of a cell still wins.
+                    full = len(puts) - len(puts) % PUTS_PER_STATEMENT
+                    if full:
+                        flat = list(itertools.chain.from_iterable(puts[:full]))
+                        step = 5 * PUTS_PER_STATEMENT
+                        self.db.executemany(_upsert_sql(t, PUTS_PER_STATEMENT),
+                                            [flat[i:i + step] for i in range(0, len(flat), step)])
+                    if full < len(puts):
+                        self.db.executemany(_upsert_sql(t, 1), puts[full:])
                 if deletes:
                     fam_deletes = [(r, f, ts) for r, f, c, ts in deletes if c is None]
                     col_deletes = [(r, f, c, ts) for r, f, c, ts in deletes if c is not None]
@@ -417,8 +433,16 @@ class Store:
         return new
 
 
-def _cell_key(put: tuple) -> tuple:
-    return put[0], put[1], put[2]
+_cell_key = operator.itemgetter(0, 1, 2)   # (row, fam, col) of a put
+PUTS_PER_STATEMENT = 8   # cells per INSERT: ~10% less SQLite time per cell than one per statement
+
+
+@functools.lru_cache(maxsize=256)
+def _upsert_sql(table: str, cells: int) -> str:
+    """INSERT of ``cells`` cells that keeps, per cell, the put with the newest timestamp (ties: the later one)."""
+    return (f"INSERT INTO {table}(row, fam, col, ts, value) VALUES {','.join(['(?,?,?,?,?)'] * cells)}"
+            f" ON CONFLICT(row, fam, col) DO UPDATE SET ts = excluded.ts, value = excluded.value"
+            f" WHERE excluded.ts >= {table}.ts")
 
 
 def _show(name: bytes) -> str:
