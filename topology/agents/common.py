@@ -47,6 +47,26 @@ def decode_items(value: bytes | None) -> list[dict[str, Any]]:
     return data
 
 
+def collect_items(events, partitions: int, max_original: int, stage: str):
+    """(partition, item) pairs from internal-topic events, and dlq messages for undecodable ones."""
+    from topology.codec import dumps
+    from topology.records import dlq_record
+
+    items: list[tuple[int, dict]] = []
+    dead: list[tuple[int, bytes | None, bytes]] = []
+    for e in events:
+        key, value, src = message_source(e)
+        try:
+            decoded = decode_items(value)
+        except Exception as exc:
+            rec = dlq_record(stage=stage, reason="bad internal message", errors=[{"field": "$", "reason": str(exc)}],
+                             original=value, key=key, src=src, app_id=None, max_original=max_original)
+            dead.append((src["partition"] % partitions, key, dumps(rec)))
+            continue
+        items.extend((src["partition"] % partitions, item) for item in decoded)
+    return items, dead
+
+
 class StageStats:
     """Per-agent counters, logged every ``every`` seconds: applicants in, messages in, busy share of wall time."""
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from hbase_helper.layout import DecisionError, validate_decision
 from hbase_helper.settings import HBaseSettings
 from hbase_helper.writer import DecisionWriter
 import time
 
-from topology.agents.common import StageStats, batches, decode_items, message_source
+from topology.agents.common import StageStats, batches, collect_items
 from topology.app import app, emitter, scored_topic, settings
 from topology.codec import dumps
 from topology.records import decision_event, dlq_record, id_key, now_ms, partition_for
@@ -91,20 +90,6 @@ async def save_decisions(writer: DecisionWriter, executor: ThreadPoolExecutor, d
     return events, dead
 
 
-def collect(events, partitions: int, max_original: int):
-    items: list[tuple[int, dict]] = []
-    dead: list[tuple[int, bytes | None, bytes]] = []
-    for e in events:
-        key, value, src = message_source(e)
-        try:
-            decoded = decode_items(value)
-        except Exception as exc:
-            rec = dlq_record(stage=STAGE, reason="bad internal message", errors=[{"field": "$", "reason": str(exc)}],
-                             original=value, key=key, src=src, app_id=None, max_original=max_original)
-            dead.append((src["partition"] % partitions, key, dumps(rec)))
-            continue
-        items.extend((src["partition"] % partitions, item) for item in decoded)
-    return items, dead
 
 
 def make_writer() -> DecisionWriter:
@@ -121,7 +106,7 @@ async def save_agent(stream):
     try:
         async for events in batches(stream, take, settings.save_batch_within, literal=settings.literal):
             started = time.monotonic()
-            decisions, dead = collect(events, settings.partitions, settings.dlq_original_max)
+            decisions, dead = collect_items(events, settings.partitions, settings.dlq_original_max, STAGE)
             out, dead2 = await save_decisions(writer, executor, decisions, chunk=chunk,
                                               partitions=settings.partitions,
                                               max_original=settings.dlq_original_max,

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import time
 
-from topology.agents.common import StageStats, batches, decode_items, message_source
+from topology.agents.common import StageStats, batches, collect_items
 from topology.app import app, eligible_topic, emitter, policy, settings
 from topology.codec import dumps
 from topology.emit import pack
@@ -77,21 +77,6 @@ async def submit_items(client: RiskClient, items: list[tuple[int, dict]], *, bat
     return scored, dead
 
 
-def collect(events, partitions: int, max_original: int):
-    """(partition, item) pairs from eligible-topic events, and dlq messages for undecodable ones."""
-    items: list[tuple[int, dict]] = []
-    dead: list[tuple[int, bytes | None, bytes]] = []
-    for e in events:
-        key, value, src = message_source(e)
-        try:
-            decoded = decode_items(value)
-        except Exception as exc:
-            rec = dlq_record(stage=STAGE, reason="bad internal message", errors=[{"field": "$", "reason": str(exc)}],
-                             original=value, key=key, src=src, app_id=None, max_original=max_original)
-            dead.append((src["partition"] % partitions, key, dumps(rec)))
-            continue
-        items.extend((src["partition"] % partitions, item) for item in decoded)
-    return items, dead
 
 
 @app.agent(eligible_topic, name="submit", concurrency=1 if settings.literal else settings.submit_concurrency)
@@ -106,7 +91,7 @@ async def submit_agent(stream):
     try:
         async for events in batches(stream, take, settings.submit_batch_within, literal=settings.literal):
             started = time.monotonic()
-            items, dead = collect(events, settings.partitions, settings.dlq_original_max)
+            items, dead = collect_items(events, settings.partitions, settings.dlq_original_max, STAGE)
             scored, dead2 = await submit_items(client, items, batch_size=batch_size, policy_version=policy.version,
                                                partitions=settings.partitions,
                                                max_original=settings.dlq_original_max)
