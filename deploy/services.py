@@ -432,10 +432,7 @@ class HBaseServer(Service):
                 "--port", str(self.port), "--db", self.db]
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        return env
+        return _project_env(None)
 
     def probe(self) -> None:
         import happybase
