@@ -12,6 +12,7 @@ import click
 
 from deploy.services import (Broker, GunicornApp, HBaseServer, MariaDB, PythonProcess, Service,
                              ServiceError, run_secret)
+from topology.settings import worker_environ
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def build_stack(run_dir: Path | None = None, *, workers: int | None = None,
                              run_dir=run_dir, port=risk_port, workers=1, env=env),
         producer=PythonProcess(name="producer", args=["-m", "producer"], run_dir=run_dir, env=env),
         workers=[
-            PythonProcess(name=f"worker-{i}", run_dir=run_dir, env={**env, "FAUST_WORKER_INDEX": str(i)},
+            PythonProcess(name=f"worker-{i}", run_dir=run_dir, env=worker_environ({**env, "FAUST_WORKER_INDEX": str(i)}),
                           args=["-m", "faust", "-A", "topology.app", "worker", "-l", "info",
                                 "--web-port", str(port(f"WORKER_{i}_WEB_PORT", 6066 + i)),
                                 "--web-host", "127.0.0.1"])

@@ -30,7 +30,7 @@ Why a few JSON cells and not one column per field: the server's cost is per
 cell (Thrift Mutation + stored cell) and the client's too (one Mutation
 object per cell). One column per applicant field made a decision 53 cells:
 2.0-3.1k decisions/s through the writer against the embedded server; these
-4 cells (+2 in the index) gave 5.9-8.8k/s on the same loaded 2-core machine,
+4 cells (+1 in the index) gave 5.9-8.8k/s on the same loaded 2-core machine,
 which the pipeline's 10k applicants/s target needs. JSON keeps types exact (numbers
 stay numbers, missing values are ``null``) and is readable in the HBase shell.
 
@@ -47,10 +47,11 @@ the same raw record, so it carries the same timestamp and rewrites the same
 index row: no duplicates. ``decided_at`` would differ on every replay and
 ``saved_at`` likewise, which is why neither keys the index.
 
-An index row (family ``i``) holds ``decision`` (bare word) and ``row`` (the
-main row key): ``--decision decline`` is decided on the index rows alone
-(server-side filter), and only the matching main rows are fetched (batched
-multi-gets). The main row stays the truth: an index entry whose main row now
+An index row (family ``i``) holds one cell, ``decision`` (bare word); the
+main row key is computed from the id at the end of the index key (every cell
+costs the server an insert, so the main key is not stored twice).
+``--decision decline`` is decided on the index rows alone (server-side
+filter), and only the matching main rows are fetched (batched multi-gets). The main row stays the truth: an index entry whose main row now
 points at a different index key (the same id published to applicants.raw
 twice, so two raw timestamps) is stale and skipped by readers.
 """
@@ -315,14 +316,14 @@ def encode_rows(decision: Mapping[str, Any], saved_at: int
         b"d:decision": word,
         b"d:result": _dumps(result, app_id, "result"),
         b"m:meta": _dumps(meta, app_id, "provenance"),
-    }), (idx_key, {b"i:decision": word, b"i:row": main_key})
+    }), (idx_key, {b"i:decision": word})
 
 
 def encode_index_row(decision: Mapping[str, Any]) -> tuple[bytes, dict[bytes, bytes]]:
     """(row key, cells) of a validated decision's time-index row."""
     app_id = decision["id"]
-    main_key, idx_key = _keys(app_id, index_time(decision))
-    return idx_key, {b"i:decision": decision["decision"].encode("ascii"), b"i:row": main_key}
+    idx_key = _keys(app_id, index_time(decision))[1]
+    return idx_key, {b"i:decision": decision["decision"].encode("ascii")}
 
 
 def _json_cell(cells: Mapping[bytes, bytes], column: bytes) -> dict[str, Any]:
@@ -364,7 +365,7 @@ def decode_index_row(key: bytes, cells: Mapping[bytes, bytes]) -> dict[str, Any]
         "time_ms": time_ms,
         "id": app_id,
         "decision": cells.get(b"i:decision", b"").decode("ascii", errors="replace"),
-        "row": cells.get(b"i:row") or row_key(app_id),
+        "row": cells.get(b"i:row") or row_key(app_id),   # i:row: rows written before it was dropped
     }
 
 

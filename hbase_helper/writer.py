@@ -16,7 +16,7 @@ from hbase_helper.settings import HBaseSettings
 
 logger = logging.getLogger(__name__)
 
-# happybase's batch_size counts cells; a decision is 4 main cells + 2 index cells, so the
+# happybase's batch_size counts cells; a decision is 4 main cells + 1 index cell, so the
 # default sends one mutateRows per table for calls of up to 12,500 decisions.
 DEFAULT_BATCH_CELLS = 50_000
 COUNT_FILTER = "FirstKeyOnlyFilter() AND KeyOnlyFilter()"

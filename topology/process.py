@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Mapping
 
 from deploy.services import Service
+from topology.settings import worker_environ
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _env_with_root(env: Mapping[str, str]) -> dict[str, str]:
-    env = dict(env)
+    env = worker_environ(env)
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 

@@ -28,6 +28,10 @@ DEFAULT_COMMIT_INTERVAL = 1.0                         # BROKER_COMMIT_INTERVAL (
 # up to this long at low rates (faust hard-codes 1500 ms, which made p50 ~2 s over four hops).
 DEFAULT_FETCH_MAX_WAIT_MS = 20                        # FETCH_MAX_WAIT_MS
 DEFAULT_STREAM_BUFFER_MAXSIZE = 8                    # STREAM_BUFFER_MAXSIZE: messages faust buffers per partition
+# faust reads FAUST_LOOP itself when imported (before this module), so the launchers (topology.process,
+# deploy.local, the systemd unit) put the default into the worker's environment: uvloop cut the
+# worker's CPU per applicant by ~5% here (asyncio's selector loop: set FAUST_LOOP=aio).
+DEFAULT_FAUST_LOOP = "uvloop"                         # FAUST_LOOP
 DEFAULT_WEB_ENABLED = False                           # FAUST_WEB_ENABLED
 DEFAULT_WEB_PORT = 6066                               # FAUST_WEB_PORT
 DEFAULT_DATADIR = os.path.join(tempfile.gettempdir(), "credit-risk-faust")  # FAUST_DATADIR
@@ -182,3 +186,11 @@ class Settings:
             hbase_port=_get(env, "HBASE_PORT", d.hbase_port),
             producer_batch_bytes=_get(env, "PRODUCER_BATCH_BYTES", d.producer_batch_bytes),
         )
+
+
+def worker_environ(env: Mapping[str, str]) -> dict[str, str]:
+    """A faust worker's environment: ``env`` with FAUST_LOOP set to its default when it is not set."""
+    env = dict(env)
+    if not env.get("FAUST_LOOP", "").strip():
+        env["FAUST_LOOP"] = DEFAULT_FAUST_LOOP
+    return env

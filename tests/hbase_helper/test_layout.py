@@ -120,13 +120,14 @@ def test_missing_optional_fields_are_stored_as_null(store_make_decision):
     assert row["provenance"]["fetched_at"] == "2024-06-01T12:00:00.123456Z"
 
 
-def test_index_row_holds_decision_and_main_key(store_make_decision):
+def test_index_row_holds_decision_and_points_at_main_row(store_make_decision):
     decision = store_make_decision(42, decision="decline", raw_ts=1_700_000_000_500)
     key, cells = layout.encode_index_row(decision)
     assert key == layout.index_key(42, 1_700_000_000_500)
-    assert cells == {b"i:decision": b"decline", b"i:row": layout.row_key(42)}
+    assert cells == {b"i:decision": b"decline"}
     entry = layout.decode_index_row(key, cells)
     assert (entry["id"], entry["time_ms"], entry["decision"]) == (42, 1_700_000_000_500, "decline")
+    assert entry["row"] == layout.row_key(42)   # computed from the id in the index key
 
 
 def test_index_time_is_the_raw_record_time_not_the_decision_time(store_make_decision):

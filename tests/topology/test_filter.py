@@ -12,7 +12,8 @@ from topology.codec import dumps, loads
 from topology.records import partition_for
 from topology.testdata import envelope, raw_applicant
 
-SRC = {"topic": "applicants.raw", "partition": 1, "offset": 42, "timestamp_ms": 1700000000000}
+# Where a keyed producer puts applicant 7: the partition of murmur2(b"7").
+SRC = {"topic": "applicants.raw", "partition": partition_for(b"7", 4), "offset": 42, "timestamp_ms": 1700000000000}
 
 
 def run(*values, key=b"7", per_message=500):
@@ -96,9 +97,18 @@ def test_dead_letter_without_any_id_keeps_the_raw_key():
     assert dead[0][1] == b"\xffkey" and dead[0][2]["id"] is None
 
 
+def test_records_not_keyed_by_their_id_are_still_placed_by_the_id():
+    other = [p for p in range(4) if p != partition_for(b"7", 4)][0]
+    for key in (b"other-key", None):
+        msgs = [(key, envelope(applicant(), seq=1), dict(SRC, partition=other))]
+        clean = filter_batch(msgs, partitions=4, max_bytes=10000, max_original=64, per_message=1)[0]
+        assert clean[0][:2] == (partition_for(b"7", 4), b"7")
+
+
 def test_batch_keeps_good_records_when_some_are_bad_and_packs_per_partition():
     values = [envelope(raw_applicant(i, random.Random(i)), i) for i in range(1, 41)] + [b"bad"]
-    msgs = [(str(i).encode(), v, dict(SRC, offset=i)) for i, v in enumerate(values, start=1)]
+    msgs = [(str(i).encode(), v, dict(SRC, offset=i, partition=partition_for(str(i).encode(), 4)))
+            for i, v in enumerate(values, start=1)]
     clean, dead, kept = filter_batch(msgs, partitions=4, max_bytes=10000, max_original=64, per_message=3)
     assert kept == 40 and len(dead) == 1
     seen = []
