@@ -16,10 +16,16 @@ groups and HBase tables:
 - raw broker pass-through (TOPOLOGY_MODE=passthrough, 2 workers): consume
   applicants.raw and produce the same records with no work, with the
   aiokafka consumer the pipeline uses and with a faust agent;
-- latency applicants.raw -> HBase write at a steady offered rate (1,000/s):
-  decision event ``saved_at`` - raw record timestamp, p50/p99;
-- worker RSS after the largest pipeline run, and CPU microseconds per
-  applicant of every process (where the 2 cores go).
+- latency applicants.raw -> HBase write at steady offered rates (500, 1,000,
+  2,000 and 5,000/s; quick: 1,000 and 5,000/s): decision event ``saved_at`` -
+  raw record timestamp, p50/p95/p99, and the highest rate holding p99 < 250 ms;
+- growth: the pipeline at 10k, 100k and 1M applicants (quick: 10k and the 30k
+  run): microseconds per applicant and the workers' RSS, each against the
+  smallest run, and CPU microseconds per applicant of every process (where
+  the 2 cores go).
+
+While the workers run, the benchmark only polls end offsets (it shares the
+cores); it reads the output records once they stop arriving.
 """
 
 from __future__ import annotations
@@ -304,51 +310,70 @@ def run_throughput(stack: Stack, mode: str, n: int, timeout: float, **extra_env)
             **({"env": extra_env} if extra_env else {})}
 
 
-def run_latency(stack: Stack, rate: float, seconds: float) -> dict:
-    """Offer ``rate`` applicants/s for ``seconds`` to a warmed-up pipeline; raw timestamp -> HBase write latency."""
+def run_latency(stack: Stack, rates: list[float], seconds: float) -> list[dict]:
+    """Offer each rate in turn for ``seconds`` to one warmed-up pipeline; raw timestamp -> HBase write latency.
+
+    The rates run one after another on the same workers, each on its own id
+    range, and each phase drains before the next starts; latency is the
+    decision event's ``saved_at`` (taken right after the HBase write) minus
+    the raw record's timestamp (taken by the producer when it sent it).
+    """
     tag = uuid.uuid4().hex[:8]
     env = stack.env(tag)
     settings = Settings.from_env(env)
     bootstrap = stack.broker.bootstrap
     asyncio.run(ensure_topics(settings))
+    outputs = [settings.topic_decisions, settings.topic_dlq]
     workers = start_workers(stack, env, tag)
-    latencies: list[float] = []
+    phases: list[tuple[float, int, int]] = []     # (rate, first id, last id)
+    latencies: dict[float, list[float]] = {rate: [] for rate in rates}
 
     def on_message(m):
-        if m.topic == settings.topic_decisions:
-            event = orjson.loads(m.value)
-            if event["id"] > 1000:     # skip the warm-up
-                latencies.append(event["saved_at"] - event["provenance"]["timestamp_ms"])
+        if m.topic != settings.topic_decisions:
+            return
+        event = orjson.loads(m.value)
+        for rate, first_id, last_id in phases:
+            if first_id <= event["id"] <= last_id:
+                latencies[rate].append(event["saved_at"] - event["provenance"]["timestamp_ms"])
 
     try:
-        warm = list(payloads(1, 1000, dirty_every=0))
-        asyncio.run(produce(bootstrap, settings.topic_raw, warm))
-        asyncio.run(watch(bootstrap, [settings.topic_decisions], 1000, 120, workers=workers))
-        time.sleep(2.0)
-        n = int(rate * seconds)
-
-        async def both():
-            w = asyncio.create_task(watch(bootstrap, [settings.topic_decisions, settings.topic_dlq], 1000 + n,
-                                          seconds + 120, on_message, workers))
-            await produce(bootstrap, settings.topic_raw, payloads(1001, n), rate=rate)
-            return await w
-        asyncio.run(both())
+        asyncio.run(produce(bootstrap, settings.topic_raw, payloads(1, 1000, dirty_every=0)))
+        asyncio.run(watch(bootstrap, outputs, 1000, 120, workers=workers))
+        next_id, expected = 1001, 1000
+        for rate in rates:
+            n = int(rate * seconds)
+            asyncio.run(produce(bootstrap, settings.topic_raw, payloads(next_id, n, dirty_every=0), rate=rate))
+            expected += n
+            asyncio.run(watch(bootstrap, outputs, expected, seconds + 120, workers=workers))
+            phases.append((rate, next_id, next_id + n - 1))
+            next_id += n
+        asyncio.run(read_outputs(bootstrap, [settings.topic_decisions], on_message))
     finally:
         stop_workers(workers)
     asyncio.run(delete_topics(bootstrap, topic_names(settings)))
     drop_tables(stack, env["HBASE_TABLE_PREFIX"])
-    latencies.sort()
-    q = statistics.quantiles(latencies, n=100, method="inclusive")
-    return {"rate": rate, "seconds": seconds, "n": len(latencies), "p50_ms": q[49], "p95_ms": q[94],
-            "p99_ms": q[98], "max_ms": latencies[-1]}
+    out = []
+    for rate in rates:
+        values = sorted(latencies[rate])
+        q = statistics.quantiles(values, n=100, method="inclusive")
+        out.append({"rate": rate, "seconds": seconds, "n": len(values), "p50_ms": q[49], "p95_ms": q[94],
+                    "p99_ms": q[98], "max_ms": values[-1]})
+    return out
+
+
+LATENCY_P99_TARGET_MS = 250
+RATES = (500, 1000, 2000, 5000)          # offered applicants/s for the latency sweep
+QUICK_RATES = (1000, 5000)
+GROWTH = (10_000, 100_000, 1_000_000)    # applicants per run for the growth series
+QUICK_GROWTH = (10_000,)                 # + the quick pipeline run (30,000)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small runs, one repeat (~3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="small runs, one repeat (~1.5 minutes)")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("-n", type=int, default=None, help="applicants per pipeline run")
-    parser.add_argument("--only", choices=("pipeline", "latency"), default=None,
+    parser.add_argument("--only", choices=("pipeline", "latency", "growth"), default=None,
                         help="run only this part (no result file is written)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # stop the stack on kill, too
@@ -356,43 +381,53 @@ def main() -> None:
     repeats = args.repeats or (1 if quick else 3)
     n_pipe = args.n or (30_000 if quick else 200_000)
     n_literal = 3_000 if quick else 10_000
-    n_big = None if quick else 1_000_000
-    latency_seconds = 10 if quick else 30
+    rates = list(QUICK_RATES if quick else RATES)
+    latency_seconds = 5 if quick else 20
+    growth = sorted(set(QUICK_GROWTH if quick else GROWTH))
 
     runs: list[dict] = []
+
+    def record(result):
+        runs.append(result)
+        cpu = result["cpu_us_per_applicant"]
+        print(f"  {result['mode']:<12} {result.get('env', '')!s:<26} n={result['n']:>9,} "
+              f"{result['per_second']:>9,.0f}/s  rows={result['hbase_rows']}  rss={result['rss_mb']}  "
+              f"cpu us/applicant={cpu}", flush=True)
+        return result["per_second"]
+
+    def print_latency(rows):
+        for r in rows:
+            print(f"  latency at {r['rate']:>6,.0f}/s: p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms, "
+                  f"p99 {r['p99_ms']:.0f} ms (n={r['n']:,})", flush=True)
+
     if args.only:
         with tempfile.TemporaryDirectory(prefix="bench-topology-") as tmp, Stack(Path(tmp)) as stack:
             if args.only == "pipeline":
                 for _ in range(repeats):
-                    r = run_throughput(stack, "pipeline", n_pipe, 600)
-                    print(f"  pipeline n={r['n']:,} {r['per_second']:,.0f}/s rows={r['hbase_rows']} rss={r['rss_mb']} "
-                          f"cpu us/applicant={r['cpu_us_per_applicant']}", flush=True)
+                    record(run_throughput(stack, "pipeline", n_pipe, 600))
+            elif args.only == "growth":
+                for n in growth:
+                    record(run_throughput(stack, "pipeline", n, 3600))
             else:
-                print(f"  latency {run_latency(stack, 1000.0, latency_seconds)}", flush=True)
+                print_latency(run_latency(stack, rates, latency_seconds))
         return
     with tempfile.TemporaryDirectory(prefix="bench-topology-") as tmp, Stack(Path(tmp)) as stack:
-        def record(result):
-            runs.append(result)
-            cpu = result["cpu_us_per_applicant"]
-            print(f"  {result['mode']:<12} {result.get('env', '')!s:<26} n={result['n']:>8,} "
-                  f"{result['per_second']:>9,.0f}/s  rows={result['hbase_rows']}  rss={result['rss_mb']}  "
-                  f"cpu us/applicant={cpu}", flush=True)
-            return result["per_second"]
-
         pipeline, literal, pass_kafka, pass_faust = [], [], [], []
+        pipeline_runs = []
         for _ in range(repeats):
             pipeline.append(record(run_throughput(stack, "pipeline", n_pipe, 600)))
+            pipeline_runs.append(runs[-1])
             pass_kafka.append(record(run_throughput(stack, "passthrough", n_pipe, 600)))
             pass_faust.append(record(run_throughput(stack, "passthrough", n_pipe, 600, RAW_CONSUMER="faust")))
             literal.append(record(run_throughput(stack, "literal", n_literal, 900)))
-        big = run_throughput(stack, "pipeline", n_big, 3600) if n_big else None
-        if big:
-            record(big)
-        latency = run_latency(stack, 1000.0, latency_seconds)
-        print(f"  latency at {latency['rate']:.0f}/s: p50 {latency['p50_ms']:.0f} ms, p99 {latency['p99_ms']:.0f} ms",
-              flush=True)
+        sizes = {n_pipe: pipeline_runs[0]}
+        for n in growth:
+            if n not in sizes:
+                record(run_throughput(stack, "pipeline", n, 3600))
+                sizes[n] = runs[-1]
+        latency = run_latency(stack, rates, latency_seconds)
+        print_latency(latency)
 
-    rss_run = runs[-1] if big else runs[0]
     figures = [
         figure("pipeline applicants/s (2 workers) vs literal port", pipeline, "applicants/s",
                reference="literal port (2 workers)", reference_values=literal, target=10_000),
@@ -400,15 +435,26 @@ def main() -> None:
                reference="raw pass-through, aiokafka consumer", reference_values=pass_kafka),
         figure("pipeline applicants/s vs pass-through (faust agent)", pipeline, "applicants/s",
                reference="raw pass-through, faust agent", reference_values=pass_faust),
-        figure("latency raw->HBase p50 at 1,000/s", [latency["p50_ms"]], "ms", higher_is_better=False),
-        figure("latency raw->HBase p99 at 1,000/s", [latency["p99_ms"]], "ms", higher_is_better=False,
-               target=250),
-        figure(f"worker RSS after {rss_run['n']:,} applicants (max)", [max(rss_run["rss_mb"])], "MB",
-               higher_is_better=False),
     ]
-    if big:
-        figures.insert(1, figure("pipeline applicants/s, 1,000,000 applicants", [big["per_second"]], "applicants/s",
-                                 target=10_000))
+    for r in latency:
+        for q in ("p50", "p95", "p99"):
+            figures.append(figure(f"latency raw->HBase {q} at {r['rate']:,.0f}/s", [r[f"{q}_ms"]], "ms",
+                                  higher_is_better=False,
+                                  target=LATENCY_P99_TARGET_MS if q == "p99" else None))
+    holding = [r["rate"] for r in latency if r["p99_ms"] < LATENCY_P99_TARGET_MS]
+    figures.append(figure(f"highest offered rate with p99 < {LATENCY_P99_TARGET_MS} ms (of {', '.join(f'{r:,}' for r in rates)})",
+                          [max(holding) if holding else 0.0], "applicants/s"))
+    # Growth: per-applicant wall time and worker memory at each size, each against the smallest run.
+    ordered = sorted(sizes.items())
+    small_n, small = ordered[0]
+    for n, run in ordered[1:]:
+        figures.append(figure(f"growth: us per applicant at {n:,} applicants", [1e6 / run["per_second"]], "us",
+                              higher_is_better=False, reference=f"at {small_n:,}",
+                              reference_values=[1e6 / small["per_second"]]))
+    for n, run in ordered[1:]:
+        figures.append(figure(f"growth: worker RSS after {n:,} applicants (max)", [max(run["rss_mb"])], "MB",
+                              higher_is_better=False, reference=f"after {small_n:,}",
+                              reference_values=[max(small["rss_mb"])]))
     write_result("topology", figures, quick=quick, extra={"runs": runs, "latency": latency})
 
 

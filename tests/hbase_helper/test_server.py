@@ -435,6 +435,16 @@ def test_second_server_on_the_same_port_fails_loudly(thrift_server, tmp_path):
     assert proc.returncode != 0 and "cannot listen" in proc.stderr
 
 
+def test_bad_gc_thresholds_are_refused_before_listening(tmp_path):
+    from hbase_helper.server import parse_gc_thresholds
+
+    assert parse_gc_thresholds("20000,50,100") == (20000, 50, 100)
+    svc = HBaseServer(run_dir=tmp_path, port=free_port())
+    env = dict(svc.env(), HBASE_SERVER_GC_THRESHOLDS="700,x,10")
+    proc = subprocess.run(svc.command(), env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "GC thresholds must be three positive ints" in proc.stderr
+
+
 def test_data_survives_restart_and_kill(tmp_path):
     svc = HBaseServer(run_dir=tmp_path, port=free_port())
     svc.start()

@@ -10,7 +10,7 @@ import pytest
 
 from topology.codec import dumps, loads
 from topology.retry import backoff_delays, retry_forever
-from topology.settings import Settings
+from topology.settings import Settings, worker_environ
 
 
 def test_defaults_work_on_the_local_stack():
@@ -31,6 +31,19 @@ def test_environment_overrides_and_bad_values_are_refused():
                 {"KAFKA_BROKER": "127.0.0.1:9092"}, {"FAUST_WEB_ENABLED": "maybe"}):
         with pytest.raises(ValueError):
             Settings.from_env(env)
+
+
+def test_gc_thresholds_are_three_positive_ints():
+    assert Settings.from_env({}).gc_threshold_values == (20000, 50, 100)
+    assert Settings.from_env({"GC_THRESHOLDS": "700,10,10"}).gc_threshold_values == (700, 10, 10)
+    for bad in ("700,10", "700,10,x", "0,10,10", "700,10,10,10"):
+        with pytest.raises(ValueError, match="GC_THRESHOLDS"):
+            Settings.from_env({"GC_THRESHOLDS": bad})
+
+
+def test_worker_environment_defaults_to_uvloop_unless_told_otherwise():
+    assert worker_environ({"A": "1"}) == {"A": "1", "FAUST_LOOP": "uvloop"}
+    assert worker_environ({"FAUST_LOOP": "aio"})["FAUST_LOOP"] == "aio"
 
 
 def test_token_is_not_in_the_repr():
