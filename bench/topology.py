@@ -380,9 +380,9 @@ def main() -> None:
     quick = args.quick
     repeats = args.repeats or (1 if quick else 3)
     n_pipe = args.n or (30_000 if quick else 200_000)
-    n_literal = 3_000 if quick else 10_000
+    n_literal = 2_000 if quick else 10_000
     rates = list(QUICK_RATES if quick else RATES)
-    latency_seconds = 5 if quick else 20
+    latency_seconds = 4 if quick else 20
     growth = sorted(set(QUICK_GROWTH if quick else GROWTH))
 
     runs: list[dict] = []
