@@ -49,10 +49,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.common import figure, write_result
-from deploy.services import Broker, HBaseServer, free_port
+from deploy.services import Broker, HBaseServer, free_port, risk_api
 from hbase_helper.settings import HBaseSettings
 from hbase_helper.writer import DecisionWriter
-from topology.process import RiskApiService, WorkerProcess
+from topology.process import WorkerProcess
 from topology.records import partition_for
 from topology.settings import Settings
 from topology.testdata import envelope, raw_applicant
@@ -95,7 +95,7 @@ class Stack:
         self.run_dir = run_dir
         self.broker = Broker(run_dir=run_dir, port=free_port())
         self.hbase = HBaseServer(run_dir=run_dir, port=free_port())
-        self.risk = RiskApiService(run_dir=run_dir, port=free_port(), token=TOKEN, workers=2)
+        self.risk = risk_api(run_dir=run_dir, port=free_port(), token=TOKEN, workers=2)
 
     def __enter__(self):
         for svc in (self.broker, self.hbase, self.risk):

@@ -511,6 +511,15 @@ class GunicornApp(Service):
             raise ServiceError(f"{self.name} /health answered {resp.status_code}: {resp.text[:200]}")
 
 
+def risk_api(*, run_dir, port, token: str, workers: int = 1, host: str = DEFAULT_HOST,
+             env: dict[str, str] | None = None) -> GunicornApp:
+    """The risk API (its packaged default model unless RISK_MODEL_PATH says otherwise) under gunicorn."""
+    if not token:
+        raise ValueError("the risk API needs a token (RISK_API_TOKEN)")
+    return GunicornApp(name="risk-api", factory="risk_api.app:create_app()", run_dir=run_dir, port=port,
+                       host=host, workers=workers, env={**(env or {}), "RISK_API_TOKEN": token})
+
+
 class PythonProcess(Service):
     """A long-running Python module (producer, Faust worker) with no port: ready while alive."""
 

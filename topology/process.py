@@ -1,4 +1,4 @@
-"""Run topology workers (and the risk API they call) as local processes: for the local stack, tests and benchmarks."""
+"""Faust workers of the topology as child processes (start, SIGTERM, kill -9, log tail): for tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Mapping
 
-from deploy.services import Service
 from topology.settings import worker_environ
 
 logger = logging.getLogger(__name__)
@@ -77,44 +75,6 @@ class WorkerProcess:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return "(no log)"
-
-
-class RiskApiService(Service):
-    """The risk API under gunicorn (`python -m risk_api serve`) with the package's default model."""
-
-    name = "risk_api"
-
-    def __init__(self, *, run_dir, port, token: str, workers: int = 1, host: str = "127.0.0.1",
-                 extra_env: Mapping[str, str] | None = None):
-        super().__init__(run_dir=run_dir, port=port, host=host)
-        if not token:
-            raise ValueError("the risk API needs a token")
-        self.token = token
-        self.workers = workers
-        self.extra_env = dict(extra_env or {})
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def signature(self) -> str:
-        return f"--port {self.port}"
-
-    def command(self) -> list[str]:
-        return [sys.executable, "-m", "risk_api", "serve", "--host", self.host, "--port", str(self.port),
-                "--workers", str(self.workers)]
-
-    def env(self) -> dict[str, str]:
-        env = _env_with_root(os.environ)
-        env.update(self.extra_env)
-        env["RISK_API_TOKEN"] = self.token
-        return env
-
-    def probe(self) -> None:
-        with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:
-            if resp.status != 200:
-                raise RuntimeError(f"health answered {resp.status}")
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "condition") -> None:

@@ -14,8 +14,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from deploy.services import HBaseServer, free_port
+from deploy.services import risk_api as risk_api_service
 from hbase_helper import layout
-from topology.process import RiskApiService, WorkerProcess, wait_for
+from topology.process import WorkerProcess, wait_for
 from topology.settings import Settings
 from topology.testdata import messages
 from topology.topics import ensure_topics
@@ -31,8 +32,8 @@ def risk_token():
 @pytest.fixture(scope="session")
 def risk_api(services_dir, risk_token):
     """The real risk API under gunicorn with the package's default model (session-wide, never stopped by tests)."""
-    svc = RiskApiService(run_dir=services_dir, port=free_port(), token=risk_token, workers=1,
-                         extra_env={"RISK_MAX_BATCH": "10000"})
+    svc = risk_api_service(run_dir=services_dir, port=free_port(), token=risk_token, workers=1,
+                           env={"RISK_MAX_BATCH": "10000"})
     svc.start(timeout=60)
     yield svc
     svc.stop()
@@ -41,7 +42,7 @@ def risk_api(services_dir, risk_token):
 @pytest.fixture
 def own_risk_api(tmp_path, risk_token):
     """A risk API this test may stop and start."""
-    svc = RiskApiService(run_dir=tmp_path / "risk", port=free_port(), token=risk_token, workers=1)
+    svc = risk_api_service(run_dir=tmp_path / "risk", port=free_port(), token=risk_token, workers=1)
     svc.start(timeout=60)
     yield svc
     svc.stop()
@@ -53,8 +54,8 @@ def start_risk_api(tmp_path, risk_token):
     started = []
 
     def start(**extra_env):
-        svc = RiskApiService(run_dir=tmp_path / f"risk{len(started)}", port=free_port(), token=risk_token,
-                             workers=1, extra_env=extra_env)
+        svc = risk_api_service(run_dir=tmp_path / f"risk{len(started)}", port=free_port(), token=risk_token,
+                               workers=1, env=extra_env)
         started.append(svc)
         svc.start(timeout=60)
         return svc
@@ -203,7 +204,7 @@ def _topology(broker, hbase, risk, tmp_path, **extra):
         "TOPIC_SCORED": f"scored-{tag}", "TOPIC_DECISIONS": f"decisions-{tag}", "TOPIC_DLQ": f"dlq-{tag}",
         "TOPIC_PASSTHROUGH": f"pass-{tag}",
         "HBASE_HOST": hbase.host, "HBASE_PORT": str(hbase.port), "HBASE_TABLE_PREFIX": f"t{tag}",
-        "RISK_API_URL": risk.url, "RISK_API_TOKEN": risk.token, "FAUST_DATADIR": str(tmp_path / "faust"),
+        "RISK_API_URL": risk.url, "RISK_API_TOKEN": risk.extra_env["RISK_API_TOKEN"], "FAUST_DATADIR": str(tmp_path / "faust"),
         "RETRY_CAP": "2", "MAX_RAW_BYTES": "200000",
     })
     env.update(extra)

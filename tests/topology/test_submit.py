@@ -38,8 +38,8 @@ async def _score(c, records):
         await c.close()
 
 
-def test_one_post_scores_a_batch_in_order(risk_api):
-    c = client(risk_api.url, risk_api.token)
+def test_one_post_scores_a_batch_in_order(risk_api, risk_token):
+    c = client(risk_api.url, risk_token)
     records = cleaned(300)
     answers = asyncio.run(_score(c, records))
     assert c.requests == 1
@@ -49,10 +49,10 @@ def test_one_post_scores_a_batch_in_order(risk_api):
         assert result["decision"] in ("approve", "decline") and result["model_version"]
 
 
-def test_submit_items_makes_model_decisions_and_dead_letters_per_applicant_errors(risk_api):
+def test_submit_items_makes_model_decisions_and_dead_letters_per_applicant_errors(risk_api, risk_token):
     good = cleaned(5)
     bad = dict(good[0], id=999, dti="not a number")   # the API rejects this one applicant
-    c = client(risk_api.url, risk_api.token)
+    c = client(risk_api.url, risk_token)
 
     async def run():
         try:
@@ -71,11 +71,11 @@ def test_submit_items_makes_model_decisions_and_dead_letters_per_applicant_error
     assert rec["errors"][0]["field"] == "dti"
 
 
-def test_a_rejected_batch_is_split_until_the_bad_applicant_is_alone(start_risk_api):
+def test_a_rejected_batch_is_split_until_the_bad_applicant_is_alone(start_risk_api, risk_token):
     api = start_risk_api(RISK_MAX_BATCH="4", RISK_MAX_BODY_BYTES="20000")
     records = cleaned(10)
     records[6] = dict(records[6], emp_title="x" * 30000)   # makes any request holding it too large (413)
-    c = client(api.url, api.token)
+    c = client(api.url, risk_token)
     answers = asyncio.run(_score(c, records))
     assert c.requests > 3
     for i, (result, refusal) in enumerate(answers):
@@ -94,11 +94,11 @@ def test_outcome_dead_letters_unusable_results():
         assert dec is None and failure[0]
 
 
-def test_connection_refused_is_retried_until_the_api_is_back(own_risk_api, caplog):
+def test_connection_refused_is_retried_until_the_api_is_back(own_risk_api, risk_token, caplog):
     own_risk_api.stop()
     timer = threading.Timer(1.5, lambda: own_risk_api.start(timeout=60))
     timer.start()
-    c = client(own_risk_api.url, own_risk_api.token)
+    c = client(own_risk_api.url, risk_token)
     with caplog.at_level(logging.WARNING, logger="topology.risk_client"):
         answers = asyncio.run(_score(c, cleaned(3)))
     timer.join()
