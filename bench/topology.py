@@ -214,9 +214,10 @@ async def watch(bootstrap: str, topics: list[str], expected: int, timeout: float
     The benchmark shares the 2 cores with what it measures, so while the
     workers run it only polls the topics' end offsets (one small request every
     0.25 s, instead of decoding 10k records/s); the records are read once the
-    offsets have not moved for 0.75 s (and polling resumes if some are missing). Tansu reports an end offset as the last batch's base
-    offset + 1 (DESIGN.md), so "stopped moving" is the signal, not the count;
-    the rates come from the records' own timestamps either way.
+    offsets have not moved for 0.75 s (polling resumes if some are missing).
+    Tansu reports an end offset as the last batch's base offset + 1
+    (DESIGN.md), so "stopped moving" is the signal, not the count; the rates
+    come from the records' own timestamps either way.
     """
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await c.start()
@@ -442,7 +443,8 @@ def main() -> None:
                                   higher_is_better=False,
                                   target=LATENCY_P99_TARGET_MS if q == "p99" else None))
     holding = [r["rate"] for r in latency if r["p99_ms"] < LATENCY_P99_TARGET_MS]
-    figures.append(figure(f"highest offered rate with p99 < {LATENCY_P99_TARGET_MS} ms (of {', '.join(f'{r:,}' for r in rates)})",
+    offered = ", ".join(f"{r:,}" for r in rates)
+    figures.append(figure(f"highest offered rate with p99 < {LATENCY_P99_TARGET_MS} ms (of {offered})",
                           [max(holding) if holding else 0.0], "applicants/s"))
     # Growth: per-applicant wall time and worker memory at each size, each against the smallest run.
     ordered = sorted(sizes.items())

@@ -107,7 +107,8 @@ def build_stack(run_dir: Path | None = None, *, workers: int | None = None,
                              run_dir=run_dir, port=risk_port, workers=1, env=env),
         producer=PythonProcess(name="producer", args=["-m", "producer"], run_dir=run_dir, env=env),
         workers=[
-            PythonProcess(name=f"worker-{i}", run_dir=run_dir, env=worker_environ({**env, "FAUST_WORKER_INDEX": str(i)}),
+            PythonProcess(name=f"worker-{i}", run_dir=run_dir,
+                          env=worker_environ({**env, "FAUST_WORKER_INDEX": str(i)}),
                           args=["-m", "faust", "-A", "topology.app", "worker", "-l", "info",
                                 "--web-port", str(port(f"WORKER_{i}_WEB_PORT", 6066 + i)),
                                 "--web-host", "127.0.0.1"])

@@ -51,8 +51,9 @@ An index row (family ``i``) holds one cell, ``decision`` (bare word); the
 main row key is computed from the id at the end of the index key (every cell
 costs the server an insert, so the main key is not stored twice).
 ``--decision decline`` is decided on the index rows alone (server-side
-filter), and only the matching main rows are fetched (batched multi-gets). The main row stays the truth: an index entry whose main row now
-points at a different index key (the same id published to applicants.raw
+filter), and only the matching main rows are fetched (batched multi-gets).
+The main row stays the truth: an index entry whose main row now points at a
+different index key (the same id published to applicants.raw
 twice, so two raw timestamps) is stale and skipped by readers.
 """
 

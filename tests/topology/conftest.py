@@ -204,7 +204,8 @@ def _topology(broker, hbase, risk, tmp_path, **extra):
         "TOPIC_SCORED": f"scored-{tag}", "TOPIC_DECISIONS": f"decisions-{tag}", "TOPIC_DLQ": f"dlq-{tag}",
         "TOPIC_PASSTHROUGH": f"pass-{tag}",
         "HBASE_HOST": hbase.host, "HBASE_PORT": str(hbase.port), "HBASE_TABLE_PREFIX": f"t{tag}",
-        "RISK_API_URL": risk.url, "RISK_API_TOKEN": risk.extra_env["RISK_API_TOKEN"], "FAUST_DATADIR": str(tmp_path / "faust"),
+        "RISK_API_URL": risk.url, "RISK_API_TOKEN": risk.extra_env["RISK_API_TOKEN"],
+        "FAUST_DATADIR": str(tmp_path / "faust"),
         "RETRY_CAP": "2", "MAX_RAW_BYTES": "200000",
     })
     env.update(extra)
