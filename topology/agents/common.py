@@ -11,7 +11,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError, KafkaError
 from mode import Service
 
-from topology.codec import loads
+from topology.codec import dumps, loads
+from topology.records import dlq_record
 from topology.topics import bootstrap_of
 
 logger = logging.getLogger(__name__)
@@ -49,9 +50,6 @@ def decode_items(value: bytes | None) -> list[dict[str, Any]]:
 
 def collect_items(events, partitions: int, max_original: int, stage: str):
     """(partition, item) pairs from internal-topic events, and dlq messages for undecodable ones."""
-    from topology.codec import dumps
-    from topology.records import dlq_record
-
     items: list[tuple[int, dict]] = []
     dead: list[tuple[int, bytes | None, bytes]] = []
     for e in events:
