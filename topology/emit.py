@@ -27,19 +27,45 @@ logger = logging.getLogger(__name__)
 RETRYABLE = (KafkaError, OSError, asyncio.TimeoutError, RuntimeError)
 
 
-def pack(items: Iterable[tuple[int, dict[str, Any]]], per_message: int) -> list[tuple[int, bytes, bytes]]:
-    """Group (partition, item) pairs into messages of at most ``per_message`` items, keyed by the first item's id."""
+MAX_MESSAGE_BYTES = 900 << 10   # under the brokers' default message.max.bytes (1 MiB) with room for the batch
+
+
+def pack(items: Iterable[tuple[int, dict[str, Any]]], per_message: int, *, max_bytes: int = MAX_MESSAGE_BYTES
+         ) -> tuple[list[tuple[int, bytes, bytes]], list[tuple[int, dict[str, Any], str]]]:
+    """(messages, rejects): (partition, item) pairs grouped into messages of at most ``per_message`` items.
+
+    Each message is keyed by its first item's id.  A group that cannot be
+    serialised or is over ``max_bytes`` is halved until the items at fault are
+    alone; those come back as ``(partition, item, reason)`` rejects for the
+    caller to dead-letter, so one bad item never holds up the others.
+    """
     if per_message < 1:
         raise ValueError("per_message must be >= 1")
     by_partition: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for partition, item in items:
         by_partition[partition].append(item)
-    out = []
+    out: list[tuple[int, bytes, bytes]] = []
+    rejects: list[tuple[int, dict[str, Any], str]] = []
     for partition, group in by_partition.items():
         for i in range(0, len(group), per_message):
-            chunk = group[i:i + per_message]
-            out.append((partition, id_key(chunk[0]["id"]), dumps(chunk)))
-    return out
+            _pack_chunk(partition, group[i:i + per_message], max_bytes, out, rejects)
+    return out, rejects
+
+
+def _pack_chunk(partition: int, chunk: list[dict[str, Any]], max_bytes: int, out: list, rejects: list) -> None:
+    try:
+        value = dumps(chunk)
+        reason = None if len(value) <= max_bytes else f"{len(value)} bytes is more than the limit of {max_bytes}"
+    except Exception as exc:  # orjson: nesting over 254, ints over 64 bits, ...
+        reason = f"cannot be serialised: {type(exc).__name__}: {exc}"
+    if reason is None:
+        out.append((partition, id_key(chunk[0]["id"]), value))
+    elif len(chunk) == 1:
+        rejects.append((partition, chunk[0], reason))
+    else:
+        mid = len(chunk) // 2
+        _pack_chunk(partition, chunk[:mid], max_bytes, out, rejects)
+        _pack_chunk(partition, chunk[mid:], max_bytes, out, rejects)
 
 
 class Emitter:

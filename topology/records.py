@@ -22,9 +22,15 @@ from typing import Any, Mapping
 
 from aiokafka.partitioner import murmur2
 
+from topology.codec import dumps
+
 logger = logging.getLogger(__name__)
 
 PROVENANCE_KEYS = ("source", "seq", "fetched_at")
+MAX_APP_ID = 2**63 - 1      # the applications table's BIGINT id
+MAX_SEQ = 2**63 - 1         # the producer's sequence, a BIGINT too
+MAX_TIME_MS = 10**13 - 1    # epoch milliseconds with 13 digits (hbase_helper.layout's limit)
+MAX_REASON_CHARS = 2000     # a reason or field error longer than this is cut in a dead letter
 
 
 def now_ms() -> int:
@@ -40,23 +46,37 @@ def id_key(app_id: int) -> bytes:
     return str(app_id).encode()
 
 
-def best_effort_id(applicant: Any, key: bytes | None) -> int | None:
-    """The application id of a record that failed, when one can be read (from the record, else the key)."""
-    if isinstance(applicant, Mapping):
-        raw = applicant.get("id")
-        if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0:
-            return raw
-        if isinstance(raw, str) and raw.strip().isdigit():
-            return int(raw.strip())
-        if isinstance(raw, float) and raw.is_integer() and raw > 0:
-            return int(raw)
-    if key:
+def plain_int(value: Any, *, lo: int, hi: int) -> int | None:
+    """``value`` as an int in ``lo..hi`` when it is one exactly (an int, or plain ASCII decimal digits), else None.
+
+    No floats (2^53 + 1 would become 2^53), no ``"1_000"``, no superscript or
+    non-ASCII digits (``str.isdigit`` accepts ``"²"`` and ``int`` reads ``"١"``).
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if lo <= value <= hi else None
+    if isinstance(value, (bytes, bytearray)):
         try:
-            text = key.decode("ascii").strip()
+            value = value.decode("ascii")
         except UnicodeDecodeError:
             return None
-        if text.isdigit() and int(text) > 0:
-            return int(text)
+    if isinstance(value, str):
+        text = value.strip(" \t")
+        if 0 < len(text) <= 20 and text.isascii() and text.isdigit():
+            number = int(text)
+            return number if lo <= number <= hi else None
+    return None
+
+
+def best_effort_id(applicant: Any, key: bytes | None) -> int | None:
+    """The application id of a record that failed, when one can be read exactly (from the record, else the key)."""
+    if isinstance(applicant, Mapping):
+        found = plain_int(applicant.get("id"), lo=1, hi=MAX_APP_ID)
+        if found is not None:
+            return found
+    if key:
+        return plain_int(key, lo=1, hi=MAX_APP_ID)
     return None
 
 
@@ -64,21 +84,75 @@ def source(topic: str, partition: int, offset: int, timestamp_ms: int | None) ->
     return {"topic": topic, "partition": partition, "offset": offset, "timestamp_ms": timestamp_ms}
 
 
-def provenance(envelope_provenance: Any, src: Mapping[str, Any]) -> dict[str, Any]:
-    """The producer's provenance (source, seq, fetched_at) extended with where the raw message was."""
+def provenance(envelope_provenance: Any, src: Mapping[str, Any], ingested_at: int) -> dict[str, Any]:
+    """The producer's provenance (source, seq, fetched_at) extended with where the raw message was.
+
+    Types and ranges are normalised here so that nothing a producer writes can
+    make a later stage fail to serialise or store the decision: ``seq`` is an
+    int in 0..2^63-1 or None; a raw record without a timestamp (Kafka's -1, or
+    any negative value) gets the ingest time, and ``timestamp_source`` says
+    which one it is.
+    """
     out: dict[str, Any] = dict.fromkeys(PROVENANCE_KEYS)
     if isinstance(envelope_provenance, Mapping):
-        # Types are normalised here so a sloppy producer cannot make the HBase writer refuse the decision.
-        seq = envelope_provenance.get("seq")
-        if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0:
-            out["seq"] = seq
-        elif isinstance(seq, str) and seq.strip().isdigit():
-            out["seq"] = int(seq)
+        out["seq"] = plain_int(envelope_provenance.get("seq"), lo=0, hi=MAX_SEQ)
         for k in ("source", "fetched_at"):
             v = envelope_provenance.get(k)
-            if isinstance(v, (str, int, float)) and not isinstance(v, bool):
+            if isinstance(v, str):
+                out[k] = v[:255]
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
                 out[k] = str(v)[:255]
     out.update(src)
+    ts = out.get("timestamp_ms")
+    if isinstance(ts, int) and not isinstance(ts, bool) and 0 <= ts <= MAX_TIME_MS:
+        out["timestamp_source"] = "kafka"
+    else:
+        out["timestamp_ms"] = ingested_at
+        out["timestamp_source"] = "ingested"
+    return out
+
+
+def _id_error(item: Any) -> str | None:
+    if not isinstance(item, dict):
+        return f"an item must be a JSON object, got a JSON {type(item).__name__}"
+    app_id = item.get("id")
+    if isinstance(app_id, bool) or not isinstance(app_id, int) or not 1 <= app_id <= MAX_APP_ID:
+        return f"id: must be a whole number in 1..{MAX_APP_ID}, got {_reason_text(app_id)[:64]}"
+    return None
+
+
+def item_error(item: Any) -> str | None:
+    """Why a clean / eligible item breaks its contract (``{"id", "applicant", "provenance", "ingested_at"}``), or None."""
+    why = _id_error(item)
+    if why is not None:
+        return why
+    if not isinstance(item.get("applicant"), dict):
+        return "applicant: must be an object"
+    if not isinstance(item.get("provenance"), dict):
+        return "provenance: must be an object"
+    ingested_at = item.get("ingested_at")
+    if isinstance(ingested_at, bool) or not isinstance(ingested_at, int) or not 0 <= ingested_at <= MAX_TIME_MS:
+        return "ingested_at: must be epoch milliseconds"
+    return None
+
+
+def decision_item_error(item: Any) -> str | None:
+    """Why a scored item cannot even be looked at (not an object with an id); the rest is hbase_helper's contract."""
+    return _id_error(item)
+
+
+def _reason_text(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= MAX_REASON_CHARS else text[:MAX_REASON_CHARS] + "..."
+
+
+def _errors(errors: Any) -> list[dict[str, str]]:
+    out = []
+    for err in errors or []:
+        if isinstance(err, Mapping):
+            out.append({"field": _reason_text(err.get("field", "$")), "reason": _reason_text(err.get("reason", ""))})
+        else:
+            out.append({"field": "$", "reason": _reason_text(err)})
     return out
 
 
@@ -91,19 +165,95 @@ def dlq_record(*, stage: str, reason: str, errors: list[dict[str, str]] | None, 
     rec = {
         "id": app_id,
         "stage": stage,
-        "reason": reason,
-        "errors": errors or [],
+        "reason": _reason_text(reason),
+        "errors": _errors(errors),
         "original": base64.b64encode(kept).decode("ascii"),
         "original_size": len(original),
         "original_truncated": len(kept) < len(original),
         "original_sha256": hashlib.sha256(original).hexdigest(),
         "key": base64.b64encode(key).decode("ascii") if key is not None else None,
-        "source": dict(src) if src else None,
+        "source": dict(src) if isinstance(src, Mapping) else None,
         "failed_at": failed_at if failed_at is not None else now_ms(),
     }
     if applicant is not None:
         rec["applicant"] = applicant
     return rec
+
+
+def _small_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63 else None
+
+
+def minimal_dlq_record(*, stage: str, reason: str, src: Any, original: Any, key: Any, max_original: int,
+                       failure: str) -> dict[str, Any]:
+    """The dead letter written when the full one cannot be built or serialised: plain strings and 64-bit ints only."""
+    original = original if isinstance(original, (bytes, bytearray)) else b""
+    key = key if isinstance(key, (bytes, bytearray)) else None
+    src = src if isinstance(src, Mapping) else {}
+    topic = src.get("topic")
+    kept = bytes(original[:max_original])
+    return {
+        "id": None,
+        "stage": str(stage),
+        "reason": _reason_text(reason),
+        "errors": [{"field": "$", "reason": _reason_text(failure)}],
+        "minimal": True,
+        "original": base64.b64encode(kept).decode("ascii"),
+        "original_size": len(original),
+        "original_truncated": len(kept) < len(original),
+        "original_sha256": hashlib.sha256(original).hexdigest(),
+        "key": base64.b64encode(bytes(key[:1024])).decode("ascii") if key is not None else None,
+        "source": {"topic": topic[:255] if isinstance(topic, str) else None,
+                   "partition": _small_int(src.get("partition")), "offset": _small_int(src.get("offset")),
+                   "timestamp_ms": _small_int(src.get("timestamp_ms"))},
+        "failed_at": now_ms(),
+    }
+
+
+def dead_letter(*, stage: str, reason: str, errors: list | None, original: bytes | None, key: bytes | None,
+                src: Any, app_id: int | None, partitions: int, max_original: int,
+                applicant: Any = None) -> tuple[int, bytes | None, bytes]:
+    """The (partition, key, value) DLQ message for a failure; never raises.
+
+    Keyed by the application id when one is known exactly (so its dead letters
+    share a partition with its other records), else by the original key.  When
+    the full record cannot be serialised (an applicant nested deeper than
+    orjson writes, a number it cannot hold...) it is retried without the
+    parsed applicant, then a minimal record (stage, reason, where, the
+    original bytes) is written instead.
+    """
+    if isinstance(app_id, bool) or not isinstance(app_id, int) or not 1 <= app_id <= MAX_APP_ID:
+        app_id = None
+    dkey = id_key(app_id) if app_id is not None else (bytes(key) if isinstance(key, (bytes, bytearray)) else None)
+    failure = ""
+    for keep_applicant in ((True, False) if applicant is not None else (False,)):
+        try:
+            value = dumps(dlq_record(stage=stage, reason=reason, errors=errors, original=original, key=key,
+                                     src=src, app_id=app_id, max_original=max_original,
+                                     applicant=applicant if keep_applicant else None))
+            break
+        except Exception as exc:
+            failure = f"the full dead letter could not be written: {type(exc).__name__}: {exc}"
+    else:
+        value = dumps(minimal_dlq_record(stage=stage, reason=reason, src=src, original=original, key=key,
+                                         max_original=max_original, failure=failure))
+    if dkey:
+        partition = partition_for(dkey, partitions)
+    else:
+        raw = src.get("partition") if isinstance(src, Mapping) else None
+        partition = raw % partitions if _small_int(raw) is not None else 0
+    return partition, dkey, value
+
+
+def item_bytes(item: Any) -> bytes:
+    """An internal item as bytes for a dead letter's ``original``: its JSON, else its repr."""
+    try:
+        return dumps(item)
+    except Exception:
+        try:
+            return repr(item).encode("utf-8", "replace")
+        except Exception:
+            return b""
 
 
 def decision(item: Mapping[str, Any], *, decision: str, decided_by: str, reasons: list,

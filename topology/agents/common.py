@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError, KafkaError
 from mode import Service
 
 from topology.codec import dumps, loads
-from topology.records import dlq_record
+from topology.records import dead_letter, decision_item_error, item_bytes
 from topology.topics import bootstrap_of
 
 logger = logging.getLogger(__name__)
@@ -36,33 +36,84 @@ def message_source(event) -> tuple[bytes | None, bytes | None, dict[str, Any]]:
                             "timestamp_ms": int(ts * 1000) if ts else None}
 
 
-def decode_items(value: bytes | None) -> list[dict[str, Any]]:
-    """The items of an internal-topic message (a JSON array of objects, or one object); ValueError when it is not."""
+def record_source(m) -> tuple[bytes | None, bytes | None, dict[str, Any]]:
+    """(key, value, source) of an aiokafka ConsumerRecord; headers are not read (nothing depends on them)."""
+    return m.key, m.value, {"topic": m.topic, "partition": m.partition, "offset": m.offset,
+                            "timestamp_ms": m.timestamp}
+
+
+def decode_items(value: bytes | None) -> list[Any]:
+    """The elements of an internal-topic message (a JSON array, or one object); ValueError when it is neither."""
     if value is None:
         raise ValueError("empty message")
     data = loads(value)
     if isinstance(data, dict):
-        data = [data]
-    if not isinstance(data, list) or not all(isinstance(i, dict) and "id" in i for i in data):
-        raise ValueError("not a JSON array of items with ids")
+        return [data]
+    if not isinstance(data, list):
+        raise ValueError(f"not a JSON array of items but a JSON {type(data).__name__}")
     return data
 
 
-def collect_items(events, partitions: int, max_original: int, stage: str):
-    """(partition, item) pairs from internal-topic events, and dlq messages for undecodable ones."""
+def collect_items(messages, partitions: int, max_original: int, stage: str,
+                  check: Callable[[Any], str | None] = decision_item_error):
+    """(partition, item) pairs from internal-topic messages, and dlq messages for what ``check`` refuses.
+
+    ``messages`` are (key, value, source) tuples or faust events.  A message
+    that is not JSON gets one dead letter; in a message that is, each item that
+    breaks the topic's contract gets its own and the others carry on.
+    """
     items: list[tuple[int, dict]] = []
     dead: list[tuple[int, bytes | None, bytes]] = []
-    for e in events:
-        key, value, src = message_source(e)
+    for m in messages:
+        key, value, src = m if isinstance(m, tuple) else message_source(m)
+        partition = src["partition"] % partitions
         try:
             decoded = decode_items(value)
         except Exception as exc:
-            rec = dlq_record(stage=stage, reason="bad internal message", errors=[{"field": "$", "reason": str(exc)}],
-                             original=value, key=key, src=src, app_id=None, max_original=max_original)
-            dead.append((src["partition"] % partitions, key, dumps(rec)))
+            dead.append(dead_letter(stage=stage, reason="bad internal message",
+                                    errors=[{"field": "$", "reason": str(exc)}], original=value, key=key, src=src,
+                                    app_id=None, partitions=partitions, max_original=max_original))
             continue
-        items.extend((src["partition"] % partitions, item) for item in decoded)
+        for item in decoded:
+            why = check(item)
+            if why is None:
+                items.append((partition, item))
+            else:
+                dead.append(dead_letter(stage=stage, reason="bad internal item", errors=[{"field": "$", "reason": why}],
+                                        original=item_bytes(item), key=key, src=src, app_id=None,
+                                        partitions=partitions, max_original=max_original))
     return items, dead
+
+
+async def handle_guarded(stage: str, handle: Callable[[list], Awaitable[None]], msgs: list,
+                         send_dead: Callable[[list], Awaitable[None]], *, partitions: int, max_original: int) -> None:
+    """``await handle(msgs)``; if it raises, each message alone, and a minimal dead letter for any that still fails.
+
+    The stages catch every failure they know of per message; this is the net
+    under them, so that no input (nor a bug it triggers) can make a batch
+    replay forever or hold up the messages behind it.  ``msgs`` are (key,
+    value, source) tuples.
+    """
+    try:
+        await handle(msgs)
+        return
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.exception("%s: a batch of %d messages failed; handling them one by one", stage, len(msgs))
+    for msg in msgs:
+        try:
+            await handle([msg])
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            key, value, src = msg
+            logger.error("%s: message at %s failed alone (%s: %s); dead-lettered", stage, src,
+                         type(exc).__name__, exc)
+            await send_dead([dead_letter(stage=stage, reason="internal error",
+                                         errors=[{"field": "$", "reason": f"{type(exc).__name__}: {exc}"}],
+                                         original=value, key=key, src=src, app_id=None, partitions=partitions,
+                                         max_original=max_original)])
 
 
 class StageStats:
@@ -98,7 +149,9 @@ class RawReader(Service):
     ~90 us of CPU per message on this machine against ~5 us for aiokafka's
     ``getmany``, and applicants.raw is the one topic with a message per
     applicant.  ``handle`` must only return once its output is delivered: the
-    batch's offsets are committed right after it (at-least-once).  The group is
+    batch's offsets are committed right after it (at-least-once).  A batch
+    whose handling raises is handled again message by message and what still
+    fails is dead-lettered (``handle_guarded``): nothing replays forever.  The group is
     ``<TOPOLOGY_APP_ID>-raw``.
     """
 
@@ -107,6 +160,10 @@ class RawReader(Service):
     consumer: AIOKafkaConsumer | None = None
 
     async def handle(self, msgs: list[tuple[bytes | None, bytes | None, dict[str, Any]]]) -> None:
+        raise NotImplementedError
+
+    async def send_dead(self, dead: list[tuple[int, bytes | None, bytes]]) -> None:
+        """Deliver dead letters (the DLQ messages of messages that failed alone)."""
         raise NotImplementedError
 
     def _new_consumer(self) -> AIOKafkaConsumer:
@@ -149,19 +206,9 @@ class RawReader(Service):
             if not batch:
                 continue
             started = time.monotonic()
-            msgs = [(m.key, m.value, {"topic": m.topic, "partition": m.partition, "offset": m.offset,
-                                      "timestamp_ms": m.timestamp})
-                    for records in batch.values() for m in records]
-            try:
-                await self.handle(msgs)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # A bug: nothing is committed, so the batch replays after a pause; the worker stays up.
-                logger.exception("%s: handling %d messages failed; replaying them in 5s", self.stage, len(msgs))
-                await self._drop_consumer()
-                await asyncio.sleep(5.0)
-                continue
+            msgs = [record_source(m) for records in batch.values() for m in records]
+            await handle_guarded(self.stage, self.handle, msgs, self.send_dead, partitions=s.partitions,
+                                 max_original=s.dlq_original_max)
             # Delivered: now the offsets may advance, exactly past the messages just handled.
             offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
             try:

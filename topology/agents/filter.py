@@ -28,10 +28,9 @@ import orjson
 
 from applicant_api.fields import RecordError, clean_record
 from topology.app import app, emitter, raw_topic, settings
-from topology.agents.common import RawReader, StageStats, batches, message_source
-from topology.codec import dumps
+from topology.agents.common import RawReader, StageStats, batches, handle_guarded, message_source
 from topology.emit import pack
-from topology.records import best_effort_id, dlq_record, id_key, now_ms, partition_for, provenance
+from topology.records import best_effort_id, dead_letter, id_key, now_ms, partition_for, provenance
 
 logger = logging.getLogger(__name__)
 
@@ -81,15 +80,20 @@ def filter_one(key: bytes | None, value: bytes | None, src: Mapping[str, Any], *
         rec = clean_record(applicant)
     except RecordError as exc:
         raise Rejected("invalid applicant", exc.as_list(), best_effort_id(applicant, key), applicant) from None
-    return {"id": rec["id"], "applicant": rec, "provenance": provenance(prov, src), "ingested_at": ingested_at}
+    return {"id": rec["id"], "applicant": rec, "provenance": provenance(prov, src, ingested_at),
+            "ingested_at": ingested_at}
 
 
 def filter_batch(messages: Iterable[tuple[bytes | None, bytes | None, Mapping[str, Any]]], *, partitions: int,
                  max_bytes: int, max_original: int, per_message: int
                  ) -> tuple[list[tuple[int, bytes, bytes]], list[tuple[int, bytes | None, bytes]], int]:
-    """(messages for applicants.clean, messages for the DLQ, applicants kept) for (key, value, source) tuples."""
+    """(messages for applicants.clean, messages for the DLQ, applicants kept) for (key, value, source) tuples.
+
+    Every message ends in exactly one of the two lists, whatever its bytes.
+    """
     ingested_at = now_ms()
     clean: list[tuple[int, dict[str, Any]]] = []
+    origins: dict[int, tuple[bytes | None, bytes | None, Mapping[str, Any]]] = {}
     dead: list[tuple[int, bytes | None, bytes]] = []
     for key, value, src in messages:
         try:
@@ -98,6 +102,7 @@ def filter_batch(messages: Iterable[tuple[bytes | None, bytes | None, Mapping[st
             # Keyed by its id, the raw record already sits on murmur2(id)'s partition (the producer's
             # partitioner); hashing again in Python cost ~2% of the worker.
             clean.append((src["partition"] % partitions if key == ikey else partition_for(ikey, partitions), item))
+            origins[id(item)] = (key, value, src)
             continue
         except Rejected as exc:
             reason, errors, app_id, applicant = exc.reason, exc.errors, exc.app_id, exc.applicant
@@ -106,34 +111,39 @@ def filter_batch(messages: Iterable[tuple[bytes | None, bytes | None, Mapping[st
             reason, errors, app_id, applicant = "internal error", [{"field": "$", "reason": repr(exc)}], None, None
         if app_id is None:
             app_id = best_effort_id(None, key)
-        dkey = id_key(app_id) if app_id is not None else key
-        record = dlq_record(stage=STAGE, reason=reason, errors=errors, original=value, key=key, src=src,
-                            app_id=app_id, max_original=max_original,
-                            applicant=applicant if len(value or b"") <= max_original else None)
-        dead.append((partition_for(dkey, partitions) if dkey else src["partition"] % partitions, dkey,
-                     dumps(record)))
-    return pack(clean, per_message), dead, len(clean)
+        dead.append(dead_letter(stage=STAGE, reason=reason, errors=errors, original=value, key=key, src=src,
+                                app_id=app_id, partitions=partitions, max_original=max_original,
+                                applicant=applicant if len(value or b"") <= max_original else None))
+    out, rejects = pack(clean, per_message)
+    for _, item, why in rejects:
+        key, value, src = origins[id(item)]
+        dead.append(dead_letter(stage=STAGE, reason="clean record cannot be sent", errors=[{"field": "$", "reason": why}],
+                                original=value, key=key, src=src, app_id=item["id"], partitions=partitions,
+                                max_original=max_original))
+    return out, dead, len(clean) - len(rejects)
 
 
 async def run_filter_agent(stream):
     """The filter as a faust agent body (RAW_CONSUMER=faust, the literal mode, and faust test contexts)."""
-    per_message = 1 if settings.literal else settings.stage_batch
     stats = StageStats(STAGE)
     async for events in batches(stream, settings.take_max, settings.take_within, literal=settings.literal):
         started = time.monotonic()
-        clean, dead, kept = filter_batch((message_source(e) for e in events), partitions=settings.partitions,
-                                         max_bytes=settings.max_raw_bytes, max_original=settings.dlq_original_max,
-                                         per_message=per_message)
-        await emitter.send_all({settings.topic_clean: clean, settings.topic_dlq: dead})
-        if dead:
-            logger.info("filter: %d of %d dead-lettered", len(dead), len(events))
+        await handle_guarded(STAGE, _handle, [message_source(e) for e in events], _send_dead,
+                             partitions=settings.partitions, max_original=settings.dlq_original_max)
         stats.add(len(events), len(events), time.monotonic() - started)
 
 
-def _run_filter(messages) -> tuple[list, list, int]:
-    return filter_batch(messages, partitions=settings.partitions, max_bytes=settings.max_raw_bytes,
-                        max_original=settings.dlq_original_max,
-                        per_message=1 if settings.literal else settings.stage_batch)
+async def _handle(msgs) -> None:
+    clean, dead, kept = filter_batch(msgs, partitions=settings.partitions, max_bytes=settings.max_raw_bytes,
+                                     max_original=settings.dlq_original_max,
+                                     per_message=1 if settings.literal else settings.stage_batch)
+    await emitter.send_all({settings.topic_clean: clean, settings.topic_dlq: dead})
+    if dead:
+        logger.info("filter: %d of %d dead-lettered", len(dead), len(msgs))
+
+
+async def _send_dead(dead) -> None:
+    await emitter.send(settings.topic_dlq, dead)
 
 
 class RawFilter(RawReader):
@@ -143,10 +153,10 @@ class RawFilter(RawReader):
     settings = settings
 
     async def handle(self, msgs) -> None:
-        clean, dead, kept = _run_filter(msgs)
-        await emitter.send_all({settings.topic_clean: clean, settings.topic_dlq: dead})
-        if dead:
-            logger.info("filter: %d of %d dead-lettered", len(dead), len(msgs))
+        await _handle(msgs)
+
+    async def send_dead(self, dead) -> None:
+        await _send_dead(dead)
 
 
 # Built but only registered (subscribed) when it is the raw consumer; test contexts clone it either way.

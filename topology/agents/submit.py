@@ -11,11 +11,11 @@ from typing import Any, Mapping
 
 import time
 
-from topology.agents.common import StageStats, batches, collect_items
+from topology.agents.common import StageStats, batches, collect_items, handle_guarded, message_source
 from topology.app import app, eligible_topic, emitter, policy, settings
 from topology.codec import dumps
 from topology.emit import pack
-from topology.records import decision, dlq_record, id_key, now_ms, partition_for
+from topology.records import dead_letter, decision, id_key, item_bytes, item_error, now_ms
 from topology.risk_client import RiskClient
 
 logger = logging.getLogger(__name__)
@@ -55,9 +55,28 @@ async def submit_items(client: RiskClient, items: list[tuple[int, dict]], *, bat
     """(scored (partition, decision) pairs, dlq messages) for eligible items, in POSTs of up to batch_size."""
     scored: list[tuple[int, dict]] = []
     dead: list[tuple[int, bytes | None, bytes]] = []
+
+    def reject(item: dict, reason: str, errors: list, applicant: Any = None) -> None:
+        key = id_key(item["id"])
+        dead.append(dead_letter(stage=STAGE, reason=reason, errors=errors, original=item_bytes(item), key=key,
+                                src=item.get("provenance"), app_id=item["id"], partitions=partitions,
+                                max_original=max_original, applicant=applicant))
+
     for start in range(0, len(items), batch_size):
         chunk = items[start:start + batch_size]
-        answers = await client.score_split([item["applicant"] for _, item in chunk])
+        try:
+            answers = await client.score_split([item["applicant"] for _, item in chunk])
+        except TypeError:
+            # The request body could not be serialised (orjson: nesting, numbers): find the applicants at fault.
+            sendable = []
+            for partition, item in chunk:
+                try:
+                    dumps(item["applicant"])
+                    sendable.append((partition, item))
+                except TypeError as exc:
+                    reject(item, "applicant cannot be sent to the risk API", [{"field": "applicant", "reason": str(exc)}])
+            chunk = sendable
+            answers = await client.score_split([item["applicant"] for _, item in chunk]) if chunk else []
         decided_at = now_ms()
         for (partition, item), (result, refusal) in zip(chunk, answers):
             try:
@@ -67,16 +86,24 @@ async def submit_items(client: RiskClient, items: list[tuple[int, dict]], *, bat
                 dec, failure = None, ("internal error", [{"field": "$", "reason": repr(exc)}])
             if dec is not None:
                 scored.append((partition, dec))
-                continue
-            reason, errors = failure
-            key = id_key(item["id"])
-            rec = dlq_record(stage=STAGE, reason=reason, errors=errors, original=dumps(item), key=key,
-                             src=item.get("provenance"), app_id=item["id"], max_original=max_original,
-                             applicant=item["applicant"])
-            dead.append((partition_for(key, partitions), key, dumps(rec)))
+            else:
+                reason, errors = failure
+                reject(item, reason, errors, applicant=item["applicant"])
     return scored, dead
 
 
+async def submit_batch(client: RiskClient, msgs, *, batch_size: int, per_message: int, policy_version: str,
+                       partitions: int, max_original: int):
+    """(messages for applicants.scored, dlq messages) for (key, value, source) messages of applicants.eligible."""
+    items, dead = collect_items(msgs, partitions, max_original, STAGE, item_error)
+    scored, dead2 = await submit_items(client, items, batch_size=batch_size, policy_version=policy_version,
+                                       partitions=partitions, max_original=max_original)
+    out, rejects = pack(scored, per_message)
+    dead3 = [dead_letter(stage=STAGE, reason="decision cannot be sent", errors=[{"field": "$", "reason": why}],
+                         original=item_bytes(dec), key=id_key(dec["id"]), src=dec.get("provenance"),
+                         app_id=dec["id"], partitions=partitions, max_original=max_original)
+             for _, dec, why in rejects]
+    return out, dead + dead2 + dead3
 
 
 @app.agent(eligible_topic, name="submit", concurrency=1 if settings.literal else settings.submit_concurrency)
@@ -88,15 +115,21 @@ async def submit_agent(stream):
     # take() counts messages; each carries up to STAGE_BATCH applicants.
     take = max(1, math.ceil(settings.submit_batch_size / settings.stage_batch))
     stats = StageStats(STAGE)
+
+    async def handle(msgs) -> None:
+        scored, dead = await submit_batch(client, msgs, batch_size=batch_size, per_message=per_message,
+                                          policy_version=policy.version, partitions=settings.partitions,
+                                          max_original=settings.dlq_original_max)
+        await emitter.send_all({settings.topic_scored: scored, settings.topic_dlq: dead})
+
+    async def send_dead(dead) -> None:
+        await emitter.send(settings.topic_dlq, dead)
+
     try:
         async for events in batches(stream, take, settings.submit_batch_within, literal=settings.literal):
             started = time.monotonic()
-            items, dead = collect_items(events, settings.partitions, settings.dlq_original_max, STAGE)
-            scored, dead2 = await submit_items(client, items, batch_size=batch_size, policy_version=policy.version,
-                                               partitions=settings.partitions,
-                                               max_original=settings.dlq_original_max)
-            await emitter.send_all({settings.topic_scored: pack(scored, per_message),
-                                    settings.topic_dlq: dead + dead2})
-            stats.add(len(events), len(items), time.monotonic() - started)
+            await handle_guarded(STAGE, handle, [message_source(e) for e in events], send_dead,
+                                 partitions=settings.partitions, max_original=settings.dlq_original_max)
+            stats.add(len(events), len(events), time.monotonic() - started)
     finally:
         await client.close()
