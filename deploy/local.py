@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from deploy.services import (Broker, GunicornApp, HBaseServer, MariaDB, PythonProcess, Service,
-                             ServiceError, run_secret)
+                             ServiceError, risk_api, run_secret)
 from topology.settings import worker_environ
 
 logger = logging.getLogger(__name__)
@@ -103,8 +103,8 @@ def build_stack(run_dir: Path | None = None, *, workers: int | None = None,
         hbase=hbase,
         applicant_api=GunicornApp(name="applicant-api", factory="applicant_api.app:create_app()",
                                   run_dir=run_dir, port=applicant_port, workers=2, env=env),
-        risk_api=GunicornApp(name="risk-api", factory="risk_api.app:create_app()",
-                             run_dir=run_dir, port=risk_port, workers=1, env=env),
+        risk_api=risk_api(run_dir=run_dir, port=risk_port, workers=1, env=env, token=env["RISK_API_TOKEN"],
+                          admin_token=os.environ.get("RISK_ADMIN_TOKEN")),
         producer=PythonProcess(name="producer", args=["-m", "producer"], run_dir=run_dir, env=env),
         workers=[
             PythonProcess(name=f"worker-{i}", run_dir=run_dir,
@@ -186,19 +186,32 @@ def down_cmd() -> None:
     down(build_stack())
 
 
+BROKER_WARNING = ("the broker (Tansu) keeps every message in memory only: a crash or restart loses every "
+                  "message not yet in HBase or the DLQ, and the producer will not resend them (its checkpoint "
+                  "is past them). Find and resend them with `python -m deploy reconcile --republish`. "
+                  "The Apache Kafka stack keeps messages on disk.")
+
+
 @cli.command("status")
 def status_cmd() -> None:
-    """One line per service."""
+    """One line per service, and what a broker crash costs."""
     for svc in build_stack().services:
         click.echo(svc.status())
+    click.echo(f"note: {BROKER_WARNING}")
+
+
+def stack_env(stack: Stack) -> dict[str, str]:
+    """What a shell needs to reach the stack: the components' variables and the risk API's admin token."""
+    return {**stack.producer.extra_env, "RISK_ADMIN_TOKEN": stack.risk_api.extra_env["RISK_ADMIN_TOKEN"]}
 
 
 @cli.command("env")
 def env_cmd() -> None:
     """Print the variables that point components at the stack: eval "$(python -m deploy.local env)"."""
-    stack = build_stack()
-    for key, value in stack.producer.extra_env.items():
-        click.echo(f"export {key}={value}")
+    import shlex
+
+    for key, value in stack_env(build_stack()).items():
+        click.echo(f"export {key}={shlex.quote(value)}")
 
 
 @cli.command("run")

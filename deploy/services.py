@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +21,7 @@ DEFAULT_START_TIMEOUT = 30.0
 DEFAULT_STOP_TIMEOUT = 15.0
 DEFAULT_DATABASE = "credit"
 DEFAULT_APP_USER = "credit"
+ER_ACCESS_DENIED = 1045   # MariaDB: wrong user or password
 
 MARIADB_INSTALL_HINT = (
     "mariadbd was not found. Install Debian's MariaDB server package with "
@@ -324,17 +326,20 @@ class MariaDB(Service):
         return self.run_dir / "mariadb.app-password"
 
     @property
+    def root_password_file(self) -> Path:
+        return self.run_dir / "mariadb.root-password"
+
+    @property
     def signature(self) -> str:
         return str(self.data_dir)
 
     def password(self) -> str:
         """The application user's password: generated once per run folder, never in the repo."""
-        if not self.password_file.exists():
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_urlsafe(18))
-        return self.password_file.read_text().strip()
+        return _secret_file(self.password_file, 18)
+
+    def root_password(self) -> str:
+        """The root accounts' password: generated once per run folder (0600), like the application user's."""
+        return _secret_file(self.root_password_file, 24)
 
     @property
     def url(self) -> str:
@@ -343,7 +348,8 @@ class MariaDB(Service):
 
     @property
     def root_url(self) -> str:
-        return f"mysql://root@{self.host}:{self.port}/"
+        """MYSQL_URL for root (the ``mysql`` database)."""
+        return f"mysql://root:{quote(self.root_password(), safe='')}@{self.host}:{self.port}/mysql"
 
     @staticmethod
     def find(binary: str) -> str:
@@ -379,21 +385,68 @@ class MariaDB(Service):
             "--max-connections=500",
         ]
 
-    def connect_root(self, **kwargs):
+    def _connect(self, user: str, password: str, **kwargs):
         import pymysql
 
-        return pymysql.connect(host=self.host, port=self.port, user="root", password="",
+        return pymysql.connect(host=self.host, port=self.port, user=user, password=password,
                                ssl_disabled=True, connect_timeout=3, autocommit=True, **kwargs)
 
+    def connect_root(self, **kwargs):
+        """A root connection with the run folder's root password."""
+        return self._connect("root", self.root_password(), **kwargs)
+
     def probe(self) -> None:
-        conn = self.connect_root()
+        import pymysql
+
+        try:
+            conn = self.connect_root()
+        except pymysql.err.OperationalError as exc:
+            if exc.args and exc.args[0] == ER_ACCESS_DENIED:
+                return  # it answered: a folder whose root has no password yet (secure_root fixes that)
+            raise
         try:
             with conn.cursor() as cur:
                 cur.execute("SELECT 1")
         finally:
             conn.close()
 
+    def start(self, timeout: float = DEFAULT_START_TIMEOUT) -> bool:
+        started = super().start(timeout)
+        if not started:
+            self.secure_root()  # already running, maybe from a run folder made before root had a password
+        return started
+
+    def secure_root(self) -> bool:
+        """Give every root account the generated password while root still has an empty one; True if it did.
+
+        mariadb-install-db creates root@localhost, @127.0.0.1, @::1 and @<hostname> with no password;
+        this runs on every start, so a run folder made before root had a password is upgraded by `up`.
+        """
+        import pymysql
+
+        try:
+            self.connect_root().close()
+            return False
+        except pymysql.err.OperationalError as exc:
+            if not (exc.args and exc.args[0] == ER_ACCESS_DENIED):
+                raise
+        try:
+            conn = self._connect("root", "")
+        except pymysql.err.OperationalError as exc:
+            raise ServiceError(f"mariadb: root refuses both the password in {self.root_password_file} and an "
+                               f"empty one ({exc.args[-1]}); restore that file or reset root's password") from None
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT `Host` FROM mysql.user WHERE `User` = 'root'")
+                for (host,) in cur.fetchall():
+                    cur.execute("ALTER USER 'root'@%s IDENTIFIED BY %s", (host, self.root_password()))
+        finally:
+            conn.close()
+        logger.info("mariadb: root now has the password in %s", self.root_password_file)
+        return True
+
     def after_start(self) -> None:
+        self.secure_root()
         conn = self.connect_root()
         try:
             with conn.cursor() as cur:
@@ -451,18 +504,22 @@ def _current_user() -> str:
     return pwd.getpwuid(os.getuid()).pw_name
 
 
-def run_secret(run_dir: str | os.PathLike, name: str) -> str:
-    """A random secret kept in the run folder (0600), made on first use; never in the repo."""
-    path = Path(run_dir) / f"{name}.secret"
+def _secret_file(path: Path, nbytes: int) -> str:
+    """The secret in ``path``, made on first use (random, mode 0600 from creation on)."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
+        except FileExistsError:  # another process made it first
             return path.read_text().strip()
         with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(24))
+            fh.write(secrets.token_urlsafe(nbytes))
     return path.read_text().strip()
+
+
+def run_secret(run_dir: str | os.PathLike, name: str) -> str:
+    """A random secret kept in the run folder (0600), made on first use; never in the repo."""
+    return _secret_file(Path(run_dir) / f"{name}.secret", 24)
 
 
 def _project_env(extra: dict[str, str] | None) -> dict[str, str]:
@@ -511,13 +568,21 @@ class GunicornApp(Service):
             raise ServiceError(f"{self.name} /health answered {resp.status_code}: {resp.text[:200]}")
 
 
-def risk_api(*, run_dir, port, token: str, workers: int = 1, host: str = DEFAULT_HOST,
-             env: dict[str, str] | None = None) -> GunicornApp:
-    """The risk API (its packaged default model unless RISK_MODEL_PATH says otherwise) under gunicorn."""
+def risk_api(*, run_dir, port, token: str, admin_token: str | None = None, workers: int = 1,
+             host: str = DEFAULT_HOST, env: dict[str, str] | None = None) -> GunicornApp:
+    """The risk API (its packaged default model unless RISK_MODEL_PATH says otherwise) under gunicorn.
+
+    ``token`` is the scoring token (RISK_API_TOKEN); the admin routes take their own, RISK_ADMIN_TOKEN:
+    ``admin_token``, else the run folder's ``risk-admin-token.secret`` (made on first use, 0600).
+    """
     if not token:
         raise ValueError("the risk API needs a token (RISK_API_TOKEN)")
+    admin_token = admin_token or run_secret(run_dir, "risk-admin-token")
+    if admin_token == token:
+        raise ValueError("RISK_ADMIN_TOKEN must differ from RISK_API_TOKEN")
     return GunicornApp(name="risk-api", factory="risk_api.app:create_app()", run_dir=run_dir, port=port,
-                       host=host, workers=workers, env={**(env or {}), "RISK_API_TOKEN": token})
+                       host=host, workers=workers,
+                       env={**(env or {}), "RISK_API_TOKEN": token, "RISK_ADMIN_TOKEN": admin_token})
 
 
 class PythonProcess(Service):
