@@ -3,9 +3,16 @@
     python -m hbase_helper.audit get ID
     python -m hbase_helper.audit scan --from T --to T [--decision approve|decline] [--limit N]
 
+``get`` prints the application's current decision (the latest raw record by
+the producer's sequence, see hbase_helper.layout) with ``history``: every
+decision stored for it, oldest first. ``scan`` prints current decisions (no
+history), each application once, at the time of its current version.
+
 T is epoch milliseconds or ISO-8601 (``2024-05-01``, ``2024-05-01T12:00:00+02:00``;
 no offset means UTC); ``--from`` is inclusive, ``--to`` exclusive. The time
-is when the applicant reached ``applicants.raw`` (see hbase_helper.layout).
+is when the application was stored in the applicant store (``created_at``
+from the producer), else when it reached ``applicants.raw``, else when the
+pipeline ingested it (see hbase_helper.layout).
 Each result is one JSON line on stdout; errors go to stderr (exit code 2 for
 bad input, 1 for a missing application or an unreachable HBase).
 """
@@ -33,18 +40,19 @@ SCAN_BATCH = 1000            # index rows per scannerGetList
 
 
 def get_decision(connection, app_id: int) -> dict[str, Any] | None:
-    """The stored decision of one application (exactly one get on the main table), or None."""
+    """The current decision of one application with its history (exactly one get on the main table), or None."""
     return read_decision(connection, app_id)
 
 
 def scan_decisions(connection, start_ms: int, stop_ms: int, decision: str | None = None,
                    limit: int | None = None, *, chunk: int = DEFAULT_CHUNK) -> Iterator[dict[str, Any]]:
-    """Decisions whose index time is in [start_ms, stop_ms), in time order (ties by id).
+    """Current decisions whose version's index time is in [start_ms, stop_ms), in time order (ties by id).
 
     One range scan per index bucket, merged; ``decision`` filters the index
-    rows server-side (SingleColumnValueFilter) before any main row is read; main rows come in multi-gets of
-    ``chunk``. Stale index entries (their main row now points elsewhere) are
-    skipped.
+    rows server-side (SingleColumnValueFilter) before any main row is read,
+    and is checked again on the current decision; main rows come in
+    multi-gets of ``chunk``. Index rows of older versions (the current
+    decision has another ``index_key``) are skipped.
     """
     layout.check_time_ms(start_ms, "start")
     layout.check_time_ms(stop_ms, "stop")
@@ -81,6 +89,7 @@ def _scan(connection, start_ms, stop_ms, decision, limit, chunk) -> Iterator[dic
             entry = layout.decode_index_row(key, cells)
             if decision is not None and entry["decision"] != decision:
                 continue  # the server filtered already; this guards a server that ignores filters
+            entry["want"] = decision
             pending.append(entry)
             if len(pending) < chunk:
                 continue
@@ -113,10 +122,13 @@ def _resolve(main, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not cells:
             logger.warning("index entry %r has no main row", entry["index_key"])
             continue
-        row = layout.decode_main_row(entry["row"], cells)
-        if row["index_key"] != entry["index_key"].decode("ascii"):
-            logger.debug("skipping stale index entry %r (row now indexed at %r)", entry["index_key"],
-                         row["index_key"])
+        row = layout.decode_main_row(entry["row"], cells, history=False)
+        current = (row or {}).get("index_key")
+        if current is None or current.encode("utf-8", errors="surrogateescape") != entry["index_key"]:
+            logger.debug("skipping index entry %r of an older version (current at %r)", entry["index_key"],
+                         current)
+            continue
+        if entry["want"] is not None and row["decision"] != entry["want"]:
             continue
         out.append(row)
     return out
@@ -221,7 +233,7 @@ def _open(settings: HBaseSettings):
 @click.argument("app_id", metavar="ID", type=IdParam())
 @click.pass_obj
 def get(settings: HBaseSettings, app_id: int):
-    """Print the stored decision of application ID (one get)."""
+    """Print the current decision of application ID with its history (one get)."""
     try:
         with _open(settings) as conn:
             row = get_decision(conn, app_id)
@@ -239,7 +251,7 @@ def get(settings: HBaseSettings, app_id: int):
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N decisions.")
 @click.pass_obj
 def scan(settings: HBaseSettings, start: int, stop: int, decision: str | None, limit: int | None):
-    """Print the decisions in a time range, in time order, one JSON line each."""
+    """Print the current decisions in a time range, in time order, one JSON line each."""
     if stop < start:
         raise click.BadParameter(f"--to ({stop} ms) is before --from ({start} ms)", param_hint="'--to'")
     try:

@@ -1,60 +1,92 @@
 """The HBase table layout: table and family names, row keys, cell encoding, and idempotent table creation.
 
-Main table ``decisions`` - one row per application, the truth
---------------------------------------------------------------
+Main table ``decisions`` - one row per application, holding its history
+-----------------------------------------------------------------------
 Row key ``<h4>:<id, 20 digits>``, e.g. ``3f2a:00000000000000012345``, where
 ``h4`` is the first 2 bytes of ``md5(str(id))`` as 4 lower-case hex digits.
 
-- idempotent: the key depends on the application id only, so a replayed
-  applicant overwrites its own row (every cell is always written, so nothing
-  of an older version survives);
 - spread: consecutive ids land on unrelated prefixes (65,536 of them, which
   also gives natural region split points: ``10``, ``20``, ... ``f0``);
 - one application is one ``get``: the key is computed from the id.
 
-Families (short names keep every stored cell small) and their four cells:
+Every decision of the application is one history cell in family ``d``,
+qualifier ``h<order key>``, value one JSON object: the cleaned ``applicant``,
+``decision``, ``decided_by``, ``probability_of_default``, ``risk_band``,
+``reasons``, ``model_version``, ``policy_version``, ``threshold``, the
+``provenance`` (raw ``topic``, ``partition``, ``offset``, ``timestamp_ms``,
+the producer's ``source``, ``seq`` and whatever else it recorded), the times
+``ingested_at``, ``decided_at``, ``saved_at`` (epoch ms), ``time_ms`` /
+``time_source`` (this decision's time in the index, see below) and
+``index_key``.
 
-- ``a:applicant`` - the cleaned applicant record, a JSON object;
-- ``d:decision`` - ``approve`` or ``decline`` as a bare word (filterable
-  with ``SingleColumnValueFilter('d', 'decision', =, 'binary:decline')``);
-- ``d:result`` - JSON object: ``decided_by`` (policy|model),
-  ``probability_of_default``, ``risk_band``, ``reasons`` (list of
-  ``{code, text, ...}``), ``model_version``, ``policy_version``, ``threshold``;
-- ``m:meta`` - JSON object: ``id``, ``provenance`` (raw ``topic``,
-  ``partition``, ``offset``, ``timestamp_ms``, the producer's ``source``,
-  ``seq`` and whatever else it recorded, e.g. ``fetched_at``), times
-  ``ingested_at``, ``decided_at``, ``saved_at`` (epoch ms) and ``index_key``
-  (this row's entry in the time index).
+The order key sorts as bytes in the order of the raw records (layout 2)::
 
-Why a few JSON cells and not one column per field: the server's cost is per
-cell (Thrift Mutation + stored cell) and the client's too (one Mutation
-object per cell). One column per applicant field made a decision 53 cells:
-2.0-3.1k decisions/s through the writer against the embedded server; these
-4 cells (+1 in the index) gave 5.9-8.8k/s on the same loaded 2-core machine,
-which the pipeline's 10k applicants/s target needs. JSON keeps types exact (numbers
-stay numbers, missing values are ``null``) and is readable in the HBase shell.
+    <1 + seq, 20 digits | 0 + Kafka timestamp, 20 digits>.<offset, 20>.<partition, 10>.<topic>
+
+- a record with the producer's sequence number (``seq``) sorts by it; a
+  record without one by its Kafka record timestamp (0 when Kafka had none:
+  an ingest time differs on every replay, so it cannot order); every
+  sequenced record sorts after every unsequenced one; ties by offset, then
+  partition and topic: a total order over raw records;
+- idempotent: the qualifier is a function of the raw record only (seq and
+  timestamp come from the record, topic/partition/offset are where it is),
+  so a replay of the same raw record rewrites its own cell and adds nothing;
+  a new raw record of the same application (a resubmission, a page the
+  producer published again) adds a cell;
+- the current decision is the cell with the greatest qualifier, computed by
+  the reader (``decode_main_row``). Nothing is materialised: a "current"
+  cell written by whichever writer came last would depend on the order of
+  concurrent writers, and neither check-and-put (happybase has none; the
+  embedded server refuses it) nor several cell versions (the embedded
+  server keeps one) may be assumed. Writers only add cells whose content is
+  a function of their raw record, so every write order gives the same row.
+
+Rows written by layout 1 (cells ``a:applicant``, ``d:decision``,
+``d:result``, ``m:meta``: one decision, overwritten by the next) are read
+as a history of one entry whose order key comes from its stored
+provenance; a later decision of the same application adds its history cell
+beside them and the reader picks the greater. No migration is needed
+(nor possible without rewriting history: the old cells kept only the last
+decision, and readers of both layouts give the same answer for them).
+
+Why one JSON cell per decision: the server's cost is per cell (Thrift
+Mutation + stored cell) and the client's too (one Mutation object per
+cell). One column per applicant field made a decision 53 cells: 2.0-3.1k
+decisions/s through the writer; layout 1's 4 cells + 1 index cell gave
+5.9-8.8k/s. Layout 2 writes 1 history cell + 1 index cell per decision:
+MEASURED_NUMBERS. JSON keeps types exact (numbers stay numbers, missing
+values are ``null``) and is readable in the HBase shell.
 
 Index table ``decisions_by_time`` - the time-range audit
 ---------------------------------------------------------
-Row key ``<bucket, 2 digits>|<time ms, 13 digits>|<id, 20 digits>`` with
-``bucket = first 4 bytes of md5(str(id)) mod INDEX_BUCKETS`` (16). Salting
-spreads writes over 16 key ranges instead of appending to one hot region; a
-time range is 16 range scans merged by (time, id), still in time order.
+Row key ``<bucket, 2 digits>|<time ms, 13 digits>|<id, 20 digits>|<version>``
+with ``bucket = first 4 bytes of md5(str(id)) mod INDEX_BUCKETS`` (16).
+Salting spreads writes over 16 key ranges instead of appending to one hot
+region; a time range is 16 range scans merged by (time, id), still in time
+order. One cell, ``i:decision`` (bare word, for server-side filters).
 
-The time is the applicant's ``applicants.raw`` Kafka record timestamp (from
-the provenance; ``ingested_at`` when a record has none). A replay re-reads
-the same raw record, so it carries the same timestamp and rewrites the same
-index row: no duplicates. ``decided_at`` would differ on every replay and
-``saved_at`` likewise, which is why neither keys the index.
+The version names the application version the row indexes:
+``s<seq, 20 digits>`` for a record with the producer's sequence number (one
+row of the applicant store), else ``r<partition>.<offset>.<topic>`` (the raw
+record). The time is, first that exists:
 
-An index row (family ``i``) holds one cell, ``decision`` (bare word); the
-main row key is computed from the id at the end of the index key (every cell
-costs the server an insert, so the main key is not stored twice).
-``--decision decline`` is decided on the index rows alone (server-side
-filter), and only the matching main rows are fetched (batched multi-gets).
-The main row stays the truth: an index entry whose main row now points at a
-different index key (the same id published to applicants.raw
-twice, so two raw timestamps) is stale and skipped by readers.
+- ``created``: the ``created_at`` the producer read from the applicant store
+  (ISO-8601 or epoch ms in the provenance): the same in every copy of the
+  record, so a page the producer publishes again after a crash (a new raw
+  record: new offset, new Kafka timestamp) maps to the same index row;
+- ``kafka``: the raw record's Kafka timestamp, the same on every replay;
+- ``ingested``: ``ingested_at``, when the record had no timestamp (Kafka's
+  -1, any negative value, none); the stored provenance then says
+  ``"timestamp_source": "ingested"`` and keeps ``timestamp_ms`` as the
+  ingest time.
+
+So a replay never adds an index row, a resubmission (new seq) adds one,
+and a scan shows each application once, at the index row of its current
+decision, with its current decision: a row of an older version is skipped
+(its key differs from the current decision's ``index_key``). Rows of
+layout 1 (no version part) are read the same way. ``--decision`` is
+decided on the index rows (server-side filter) and checked again on the
+current decision.
 """
 
 from __future__ import annotations
@@ -62,16 +94,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
 import orjson
 
 logger = logging.getLogger(__name__)
 
+LAYOUT_VERSION = 2
 MAIN_TABLE = "decisions"
 INDEX_TABLE = "decisions_by_time"
 INDEX_BUCKETS = 16
-# One version per cell: a replay overwrites, the history of replays is not audit data.
+# One version per cell: history is kept as distinct cells (qualifiers), never as cell versions.
 FAMILIES: dict[str, dict[str, dict[str, Any]]] = {
     MAIN_TABLE: {"a": {"max_versions": 1}, "d": {"max_versions": 1}, "m": {"max_versions": 1}},
     INDEX_TABLE: {"i": {"max_versions": 1}},
@@ -81,11 +115,18 @@ DECISIONS = ("approve", "decline")
 DECIDED_BY = ("policy", "model")
 MAX_TIME_MS = 10**13 - 1        # 13 digits: good until the year 2286
 MAX_ID = 10**20 - 1             # 20 digits: any unsigned 64-bit id
+MAX_SEQ = 2**63 - 1             # a Kafka/Java long; 20 digits in the order key
+MAX_OFFSET = 2**63 - 1
+MAX_PARTITION = 2**31 - 1
 
 DECISION_FIELDS = ("decision", "decided_by", "probability_of_default", "risk_band", "reasons",
                     "model_version", "policy_version", "threshold")
 PROVENANCE_FIELDS = ("topic", "partition", "offset", "timestamp_ms", "source", "seq")
 TIME_FIELDS = ("ingested_at", "decided_at", "saved_at")
+HISTORY_PREFIX = b"d:h"          # history cells: family d, qualifier h<order key>
+LEGACY_COLUMNS = (b"a:applicant", b"d:decision", b"d:result", b"m:meta")   # layout 1
+# What a decoded entry adds to the writer's input (the store's own fields).
+STORE_FIELDS = ("saved_at", "row_key", "index_key", "time_ms", "time_source", "history_key", "history")
 
 
 class DecisionError(ValueError):
@@ -101,8 +142,12 @@ class DecisionError(ValueError):
 
 # -- keys ---------------------------------------------------------------------
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def check_id(app_id: Any) -> int:
-    if isinstance(app_id, bool) or not isinstance(app_id, int):
+    if not _is_int(app_id):
         raise TypeError(f"application id must be an int, got {type(app_id).__name__} {app_id!r}")
     if not 1 <= app_id <= MAX_ID:
         raise ValueError(f"application id must be in 1..{MAX_ID}, got {app_id}")
@@ -110,7 +155,7 @@ def check_id(app_id: Any) -> int:
 
 
 def check_time_ms(value: Any, name: str = "time") -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not _is_int(value):
         raise TypeError(f"{name} must be epoch milliseconds as an int, got {value!r}")
     if not 0 <= value <= MAX_TIME_MS:
         raise ValueError(f"{name} must be in 0..{MAX_TIME_MS} ms, got {value}")
@@ -140,25 +185,17 @@ def bucket(app_id: int) -> int:
     return int.from_bytes(_digest(app_id)[:4], "big") % INDEX_BUCKETS
 
 
-def index_key(app_id: int, time_ms: int) -> bytes:
-    """Index row key: ``<bucket, 2 digits>|<time ms, 13 digits>|<id, 20 digits>``."""
+def index_key(app_id: int, time_ms: int, version: bytes | None = None) -> bytes:
+    """Index row key: ``<bucket, 2 digits>|<time ms, 13 digits>|<id, 20 digits>[|<version>]`` (layout 1: none)."""
     check_time_ms(time_ms, "index time")
-    return b"%02d|%013d|%020d" % (bucket(app_id), time_ms, app_id)
-
-
-def _keys(app_id: int, time_ms: int) -> tuple[bytes, bytes]:
-    """(row_key, index_key) of an application and its index time from one md5 (the writer's hot path)."""
-    check_id(app_id)
-    check_time_ms(time_ms, "index time")
-    digest = _digest(app_id)
-    return (b"%s:%020d" % (digest[:2].hex().encode("ascii"), app_id),
-            b"%02d|%013d|%020d" % (int.from_bytes(digest[:4], "big") % INDEX_BUCKETS, time_ms, app_id))
+    key = b"%02d|%013d|%020d" % (bucket(app_id), time_ms, app_id)
+    return key if version is None else key + b"|" + version
 
 
 def parse_index_key(key: bytes) -> tuple[int, int, int]:
-    """(bucket, time ms, id) of an index row key."""
-    parts = key.split(b"|")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+    """(bucket, time ms, id) of an index row key (either layout)."""
+    parts = key.split(b"|", 3)
+    if len(parts) not in (3, 4) or not all(p.isdigit() for p in parts[:3]) or parts[3:] == [b""]:
         raise ValueError(f"not a decisions_by_time row key: {key!r}")
     return int(parts[0]), int(parts[1]), int(parts[2])
 
@@ -170,6 +207,78 @@ def index_scan_ranges(start_ms: int, stop_ms: int) -> list[tuple[bytes, bytes]]:
     return [(b"%02d|%013d|" % (b, start_ms), b"%02d|%013d|" % (b, stop_ms)) for b in range(INDEX_BUCKETS)]
 
 
+# -- order and time of a raw record ---------------------------------------------
+
+def valid_seq(prov: Mapping[str, Any]) -> int | None:
+    seq = prov.get("seq")
+    return seq if _is_int(seq) and 0 <= seq <= MAX_SEQ else None
+
+
+def kafka_time(prov: Mapping[str, Any]) -> int | None:
+    """The raw record's own Kafka timestamp, or None when it had none (-1, negative, missing, replaced)."""
+    ts = prov.get("timestamp_ms")
+    if _is_int(ts) and 0 <= ts <= MAX_TIME_MS and prov.get("timestamp_source", "kafka") == "kafka":
+        return ts
+    return None
+
+
+def created_time(prov: Mapping[str, Any]) -> int | None:
+    """The applicant store's ``created_at`` (epoch ms or ISO-8601, UTC when no offset), or None."""
+    value = prov.get("created_at")
+    if _is_int(value):
+        ms = value
+    elif isinstance(value, str) and 10 <= len(value) <= 40:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        ms = int(moment.timestamp() * 1000)
+    else:
+        return None
+    return ms if 0 <= ms <= MAX_TIME_MS else None
+
+
+def _topic_bytes(prov: Mapping[str, Any]) -> bytes:
+    return prov["topic"].encode("utf-8", errors="surrogateescape")
+
+
+def order_key(prov: Mapping[str, Any]) -> bytes:
+    """The bytes that sort raw records: ``1``+seq or ``0``+Kafka time (20 digits), then offset, partition, topic."""
+    seq = valid_seq(prov)
+    if seq is not None:
+        head = b"1%020d" % seq
+    else:
+        head = b"0%020d" % (kafka_time(prov) or 0)
+    return head + b".%020d.%010d." % (prov["offset"], prov["partition"]) + _topic_bytes(prov)
+
+
+def version_tag(prov: Mapping[str, Any]) -> bytes:
+    """The application version an index row stands for: one store row (seq), else one raw record."""
+    seq = valid_seq(prov)
+    if seq is not None:
+        return b"s%020d" % seq
+    return b"r%d.%d." % (prov["partition"], prov["offset"]) + _topic_bytes(prov)
+
+
+def entry_time(decision: Mapping[str, Any]) -> tuple[int, str]:
+    """(time ms, source) that keys a decision's index row: created_at, else Kafka time, else ingested_at."""
+    prov = decision.get("provenance") or {}
+    created = created_time(prov)
+    if created is not None:
+        return created, "created"
+    ts = kafka_time(prov)
+    if ts is not None:
+        return ts, "kafka"
+    return decision["ingested_at"], "ingested"
+
+
+def index_time(decision: Mapping[str, Any]) -> int:
+    """The stable time that keys a decision's index row (see entry_time)."""
+    return entry_time(decision)[0]
+
+
 # -- values -------------------------------------------------------------------
 
 def decode_value(raw: bytes) -> Any:
@@ -178,14 +287,6 @@ def decode_value(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return raw.decode("utf-8", errors="replace")
-
-
-def index_time(decision: Mapping[str, Any]) -> int:
-    """The stable time that keys an application's index row (raw record time, else ingested_at)."""
-    ts = (decision.get("provenance") or {}).get("timestamp_ms")
-    if isinstance(ts, int) and not isinstance(ts, bool) and 0 <= ts <= MAX_TIME_MS:
-        return ts
-    return decision["ingested_at"]
 
 
 def _finite_or_none(decision: Mapping[str, Any], name: str, app_id: int, lo=None, hi=None) -> None:
@@ -204,13 +305,10 @@ def _str_or_none(decision: Mapping[str, Any], name: str, app_id: int) -> None:
         raise DecisionError(name, f"must be a string or null, got {value!r}", app_id)
 
 
-def _int_field(mapping: Mapping[str, Any], name: str, app_id: int, *, prefix: str = "",
-               nullable: bool = False) -> None:
+def _int_field(mapping: Mapping[str, Any], name: str, app_id: int, hi: int, *, prefix: str = "") -> None:
     value = mapping.get(name)
-    if value is None and nullable:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise DecisionError(prefix + name, f"must be a non-negative int, got {value!r}", app_id)
+    if not _is_int(value) or not 0 <= value <= hi:
+        raise DecisionError(prefix + name, f"must be an int in 0..{hi}, got {value!r}", app_id)
 
 
 _STR = frozenset((str,))
@@ -221,7 +319,11 @@ def _is_mapping(value: Any) -> bool:
 
 
 def validate_decision(decision: Any) -> int:
-    """Check a decision dict against the writer's contract; return its id or raise DecisionError."""
+    """Check a decision dict against the writer's contract; return its id or raise DecisionError.
+
+    A missing, negative or absurd ``provenance.timestamp_ms`` is not an error:
+    the record is then timed by ``ingested_at`` (see ``encode_rows``).
+    """
     if not _is_mapping(decision):
         raise DecisionError("decision", f"must be a dict, got {type(decision).__name__}")
     app_id = decision.get("id")
@@ -261,17 +363,17 @@ def validate_decision(decision: Any) -> int:
     prov = decision.get("provenance")
     if not _is_mapping(prov):
         raise DecisionError("provenance", "must be a dict (topic, partition, offset, timestamp_ms, ...)", app_id)
-    if not isinstance(prov.get("topic"), str) or not prov["topic"]:
-        raise DecisionError("provenance.topic", f"must be a topic name, got {prov.get('topic')!r}", app_id)
-    _int_field(prov, "partition", app_id, prefix="provenance.")
-    _int_field(prov, "offset", app_id, prefix="provenance.")
-    _int_field(prov, "timestamp_ms", app_id, prefix="provenance.", nullable=True)
+    topic = prov.get("topic")
+    if not isinstance(topic, str) or not topic or len(topic) > 255:
+        raise DecisionError("provenance.topic", f"must be a topic name, got {topic!r}", app_id)
+    _int_field(prov, "partition", app_id, MAX_PARTITION, prefix="provenance.")
+    _int_field(prov, "offset", app_id, MAX_OFFSET, prefix="provenance.")
     for key, value in prov.items():  # the producer's own fields (source, seq, fetched_at...) are kept as given
         if not isinstance(key, str) or not (value is None or isinstance(value, (str, int, float))):
             raise DecisionError(f"provenance.{key}", f"must be a JSON scalar, got {value!r}", app_id)
     for name in ("ingested_at", "decided_at"):
         value = decision.get(name)
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TIME_MS:
+        if not _is_int(value) or not 0 <= value <= MAX_TIME_MS:
             raise DecisionError(name, f"must be epoch milliseconds (int), got {value!r}", app_id)
     return app_id
 
@@ -289,42 +391,60 @@ def _dumps(value: Any, app_id: int, what: str) -> bytes:
         raise DecisionError(what, f"not JSON-serialisable: {exc}", app_id) from None
 
 
-def encode_main_row(decision: Mapping[str, Any], saved_at: int) -> tuple[bytes, dict[bytes, bytes]]:
-    """(row key, cells) of a validated decision's main row; DecisionError when a value is not JSON."""
-    return encode_rows(decision, saved_at)[0]
+def _stored_provenance(decision: Mapping[str, Any], time_source: str) -> dict[str, Any]:
+    prov = {**_NO_PROVENANCE, **decision["provenance"]}
+    if time_source == "ingested" and prov.get("timestamp_source") != "ingested":
+        # Kafka gave no usable timestamp: say so, keep what it gave, time the record by its ingestion.
+        if prov.get("timestamp_ms") is not None:
+            prov["kafka_timestamp_ms"] = prov["timestamp_ms"]
+        prov["timestamp_ms"] = decision["ingested_at"]
+        prov["timestamp_source"] = "ingested"
+    return prov
 
 
 def encode_rows(decision: Mapping[str, Any], saved_at: int
                 ) -> tuple[tuple[bytes, dict[bytes, bytes]], tuple[bytes, dict[bytes, bytes]]]:
-    """((row key, cells) of the main row, (row key, cells) of the index row) of a validated decision."""
+    """((main row key, {history column: value}), (index row key, cells)) of a validated decision."""
     app_id = decision["id"]
-    main_key, idx_key = _keys(app_id, index_time(decision))
     prov = decision["provenance"]
-    result = {name: decision.get(name) for name in RESULT_FIELDS}
-    if result["reasons"] is None:
-        result["reasons"] = []
-    meta = {
+    time_ms, time_source = entry_time(decision)
+    digest = _digest(app_id)
+    main_key = b"%s:%020d" % (digest[:2].hex().encode("ascii"), app_id)
+    idx_key = b"%02d|%013d|%020d|%s" % (int.from_bytes(digest[:4], "big") % INDEX_BUCKETS, time_ms, app_id,
+                                        version_tag(prov))
+    entry = {
         "id": app_id,
-        "provenance": {**_NO_PROVENANCE, **prov},
+        "applicant": decision["applicant"],
+        "decision": decision["decision"],
+        **{name: decision.get(name) for name in RESULT_FIELDS},
+        "provenance": _stored_provenance(decision, time_source),
         "ingested_at": decision["ingested_at"],
         "decided_at": decision["decided_at"],
         "saved_at": saved_at,
-        "index_key": idx_key.decode("ascii"),
+        "time_ms": time_ms,
+        "time_source": time_source,
+        "index_key": idx_key.decode("utf-8", errors="surrogateescape"),
     }
-    word = decision["decision"].encode("ascii")
-    return (main_key, {
-        b"a:applicant": _dumps(decision["applicant"], app_id, "applicant"),
-        b"d:decision": word,
-        b"d:result": _dumps(result, app_id, "result"),
-        b"m:meta": _dumps(meta, app_id, "provenance"),
-    }), (idx_key, {b"i:decision": word})
+    if entry["reasons"] is None:
+        entry["reasons"] = []
+    try:
+        value = orjson.dumps(entry)
+    except TypeError:  # orjson.JSONEncodeError: name the part that cannot be written
+        _dumps(entry["applicant"], app_id, "applicant")
+        _dumps({name: entry[name] for name in RESULT_FIELDS}, app_id, "result")
+        value = _dumps(entry, app_id, "provenance")
+    return ((main_key, {HISTORY_PREFIX + order_key(prov): value}),
+            (idx_key, {b"i:decision": decision["decision"].encode("ascii")}))
+
+
+def encode_main_row(decision: Mapping[str, Any], saved_at: int) -> tuple[bytes, dict[bytes, bytes]]:
+    """(row key, cells) a validated decision adds to its main row: its one history cell."""
+    return encode_rows(decision, saved_at)[0]
 
 
 def encode_index_row(decision: Mapping[str, Any]) -> tuple[bytes, dict[bytes, bytes]]:
     """(row key, cells) of a validated decision's time-index row."""
-    app_id = decision["id"]
-    idx_key = _keys(app_id, index_time(decision))[1]
-    return idx_key, {b"i:decision": decision["decision"].encode("ascii")}
+    return encode_rows(decision, 0)[1]
 
 
 def _json_cell(cells: Mapping[bytes, bytes], column: bytes) -> dict[str, Any]:
@@ -335,27 +455,68 @@ def _json_cell(cells: Mapping[bytes, bytes], column: bytes) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def decode_main_row(key: bytes, cells: Mapping[bytes, bytes]) -> dict[str, Any]:
-    """A main row back in the writer's input shape, plus ``saved_at``, ``row_key`` and ``index_key``."""
+def _entry(value: Mapping[str, Any], app_id: int, history_key: str) -> dict[str, Any]:
+    """A history cell's JSON in the writer's input shape plus the store's fields."""
+    out: dict[str, Any] = {"id": value.get("id", app_id), "applicant": value.get("applicant") or {},
+                           "decision": value.get("decision")}
+    for name in RESULT_FIELDS:
+        out[name] = value.get(name, [] if name == "reasons" else None)
+    out["provenance"] = {**_NO_PROVENANCE, **(value.get("provenance") or {})}
+    for name in ("ingested_at", "decided_at", "saved_at", "time_ms", "time_source", "index_key"):
+        out[name] = value.get(name)
+    out["history_key"] = history_key
+    return out
+
+
+def _legacy_entry(cells: Mapping[bytes, bytes], app_id: int) -> tuple[bytes, dict[str, Any]]:
+    """(order key, entry) of a layout-1 row (cells a:applicant, d:decision, d:result, m:meta)."""
     result = _json_cell(cells, b"d:result")
     meta = _json_cell(cells, b"m:meta")
-    app_id = meta.get("id")
-    if app_id is None:
-        app_id = id_from_row_key(key)
-    decision = cells.get(b"d:decision")
-    out: dict[str, Any] = {
-        "id": app_id,
-        "applicant": _json_cell(cells, b"a:applicant"),
-        "decision": decision.decode("ascii", errors="replace") if decision is not None else None,
-    }
-    for name in RESULT_FIELDS:
-        out[name] = result.get(name, [] if name == "reasons" else None)
-    prov = meta.get("provenance") or {}
-    out["provenance"] = {**{name: None for name in PROVENANCE_FIELDS}, **prov}
-    for name in TIME_FIELDS:
-        out[name] = meta.get(name)
+    word = cells.get(b"d:decision")
+    value = {**result, "id": meta.get("id", app_id), "applicant": _json_cell(cells, b"a:applicant"),
+             "decision": word.decode("ascii", errors="replace") if word is not None else None,
+             **{k: meta.get(k) for k in ("provenance", "ingested_at", "decided_at", "saved_at", "index_key")}}
+    prov = value.get("provenance") or {}
+    try:
+        okey = order_key(prov)
+    except (KeyError, TypeError, AttributeError):
+        okey = b""                          # no usable provenance: older than anything else
+    if value["index_key"]:
+        try:
+            value["time_ms"] = parse_index_key(value["index_key"].encode())[1]
+        except ValueError:
+            pass
+    return okey, _entry(value, app_id, "legacy")
+
+
+def history_entries(key: bytes, cells: Mapping[bytes, bytes]) -> list[dict[str, Any]]:
+    """Every decision stored in a main row, oldest raw record first (layout 1 cells included)."""
+    app_id = id_from_row_key(key)
+    found: dict[bytes, dict[str, Any]] = {}
+    for column, raw in cells.items():
+        if column.startswith(HISTORY_PREFIX):
+            value = decode_value(raw)
+            okey = column[len(HISTORY_PREFIX):]
+            found[okey] = _entry(value if isinstance(value, dict) else {}, app_id,
+                                 okey.decode("utf-8", errors="replace"))
+    if any(column in cells for column in LEGACY_COLUMNS):
+        okey, entry = _legacy_entry(cells, app_id)
+        found.setdefault(okey, entry)       # the same raw record saved again by layout 2 supersedes it
+    return [found[k] for k in sorted(found)]
+
+
+def decode_main_row(key: bytes, cells: Mapping[bytes, bytes], *, history: bool = True) -> dict[str, Any] | None:
+    """The application's current decision (greatest order key) in the writer's input shape, plus
+    ``saved_at``, ``row_key``, ``index_key``, ``time_ms``, ``time_source``, ``history_key`` and, unless
+    ``history`` is false, ``history`` (every decision, oldest first). None for a row with no decision.
+    """
+    entries = history_entries(key, cells)
+    if not entries:
+        return None
+    out = dict(entries[-1])
     out["row_key"] = key.decode("ascii", errors="replace")
-    out["index_key"] = meta.get("index_key")
+    if history:
+        out["history"] = entries
     return out
 
 

@@ -1,4 +1,4 @@
-"""Batched, idempotent writes of decisions to HBase (main rows plus time-index rows), and read-backs."""
+"""Batched, idempotent writes of decisions to HBase (history cells plus time-index rows), and read-backs."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from hbase_helper.settings import HBaseSettings
 
 logger = logging.getLogger(__name__)
 
-# happybase's batch_size counts cells; a decision is 4 main cells + 1 index cell, so the
-# default sends one mutateRows per table for calls of up to 12,500 decisions.
+# happybase's batch_size counts cells; a decision is 1 history cell + 1 index cell, so the
+# default sends one mutateRows per table for calls of up to 50,000 decisions.
 DEFAULT_BATCH_CELLS = 50_000
 COUNT_FILTER = "FirstKeyOnlyFilter() AND KeyOnlyFilter()"
 
@@ -28,19 +28,25 @@ def now_ms() -> int:
 
 def encode_decisions(decisions: Iterable[Mapping[str, Any]], saved_at: int
                      ) -> tuple[list[tuple[bytes, dict]], list[tuple[bytes, dict]]]:
-    """Validate every decision, then encode (main rows, index rows); a repeated id keeps its last version.
+    """Validate every decision, then encode (main rows, index rows), one entry per row key.
 
-    Raises DecisionError (a ValueError) before anything is written when one decision breaks the contract.
+    Decisions of one application from different raw records become several
+    history cells of its row; the same raw record twice in one call keeps its
+    last decision (as two calls would). Raises DecisionError (a ValueError)
+    before anything is written when one decision breaks the contract.
     """
-    latest: dict[int, Mapping[str, Any]] = {}
-    for decision in decisions:
-        latest[layout.validate_decision(decision)] = decision
-    main, index = [], []
-    for d in latest.values():
-        m, i = layout.encode_rows(d, saved_at)
-        main.append(m)
-        index.append(i)
-    return main, index
+    checked = [(layout.validate_decision(d), d) for d in decisions]
+    main: dict[bytes, dict[bytes, bytes]] = {}
+    index: dict[bytes, dict[bytes, bytes]] = {}
+    for _, d in checked:
+        (mkey, mcells), (ikey, icells) = layout.encode_rows(d, saved_at)
+        row = main.get(mkey)
+        if row is None:
+            main[mkey] = mcells
+        else:
+            row.update(mcells)
+        index[ikey] = icells
+    return list(main.items()), list(index.items())
 
 
 def write_rows(connection: happybase.Connection, main_rows, index_rows, *,
@@ -99,7 +105,10 @@ def count_rows(connection: happybase.Connection | None = None, table: str = layo
 
 
 def read_decision(connection: happybase.Connection | None, app_id: int, **settings: Any) -> dict[str, Any] | None:
-    """One application's stored decision (one get), or None; ``connection`` None opens one as count_rows does."""
+    """One application's current decision with its ``history`` (one get), or None.
+
+    ``connection`` None opens one as count_rows does.
+    """
     key = layout.row_key(app_id)
 
     def get(conn):
@@ -130,7 +139,7 @@ class DecisionWriter:
         self.batch_cells = batch_cells
         self._pool = pool
         self._lock = threading.Lock()
-        self.rows_written = 0   # main rows sent, replays included
+        self.rows_written = 0   # decisions (history cells) sent, replays included
         self.calls = 0
 
     @property
@@ -142,7 +151,7 @@ class DecisionWriter:
         return self._pool
 
     def write(self, decisions: list[dict]) -> None:
-        """Write main and index rows for ``decisions`` (adds ``saved_at``); raise on failure."""
+        """Write the history cells and index rows of ``decisions`` (adds ``saved_at``); raise on failure."""
         if not isinstance(decisions, (list, tuple)):
             raise TypeError(f"decisions must be a list of dicts, got {type(decisions).__name__}")
         if not decisions:
@@ -152,9 +161,9 @@ class DecisionWriter:
         with self.pool.connection() as conn:
             write_rows(conn, main, index, batch_cells=self.batch_cells)
         with self._lock:
-            self.rows_written += len(main)
+            self.rows_written += sum(len(cells) for _, cells in main)
             self.calls += 1
-        logger.debug("wrote %d decision(s) in %.1f ms", len(main), (time.perf_counter() - started) * 1000)
+        logger.debug("wrote %d row(s) in %.1f ms", len(main), (time.perf_counter() - started) * 1000)
 
     async def write_async(self, decisions: list[dict], executor=None) -> None:
         """``write`` in ``executor`` (the loop's default when None), awaited without blocking the loop."""

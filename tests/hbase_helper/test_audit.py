@@ -16,7 +16,7 @@ T0 = 1_717_243_200_000  # 2024-06-01T12:00:00Z
 
 
 def _stored(row: dict) -> dict:
-    return {k: v for k, v in row.items() if k not in ("saved_at", "row_key", "index_key")}
+    return {k: v for k, v in row.items() if k not in layout.STORE_FIELDS}
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from hbase_helper.writer import DecisionWriter, count_rows, read_decision
 
 def _stored(row: dict) -> dict:
     """A read-back without the fields the store adds."""
-    return {k: v for k, v in row.items() if k not in ("saved_at", "row_key", "index_key")}
+    return {k: v for k, v in row.items() if k not in layout.STORE_FIELDS}
 
 
 def test_write_then_read_returns_what_was_written(store_writer, store_make_decision):
