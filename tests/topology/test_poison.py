@@ -256,7 +256,7 @@ def test_submit_accounts_for_every_item(risk_client, msgs):
         finally:
             await client.close()
 
-    scored, dead = asyncio.run(run())
+    scored, dead, _ = asyncio.run(run())
     decisions = items_of(scored)
     assert len(decisions) + len(dead_letters(dead, "submit")) == sum(units(v) for _, v, _ in msgs)
     for dec in decisions:

@@ -129,6 +129,10 @@ class StageStats:
         self.items = self.messages = self.batches = 0
         self.busy = 0.0
 
+    def saw(self, items: int) -> None:
+        """Count applicants handled (when they are known only inside the handler)."""
+        self.items += items
+
     def add(self, messages: int, items: int, busy: float) -> None:
         self.messages += messages
         self.items += items

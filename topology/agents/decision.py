@@ -70,6 +70,7 @@ async def decision_agent(stream):
             per_message=1 if settings.literal else settings.stage_batch)
         await emitter.send_all({settings.topic_eligible: eligible, settings.topic_scored: scored,
                                 settings.topic_dlq: dead})
+        stats.saw(n_items)
 
     async def send_dead(dead) -> None:
         await emitter.send(settings.topic_dlq, dead)
@@ -78,4 +79,4 @@ async def decision_agent(stream):
         started = time.monotonic()
         await handle_guarded(STAGE, handle, [message_source(e) for e in events], send_dead,
                              partitions=settings.partitions, max_original=settings.dlq_original_max)
-        stats.add(len(events), len(events), time.monotonic() - started)
+        stats.add(len(events), 0, time.monotonic() - started)

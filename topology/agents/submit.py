@@ -94,7 +94,7 @@ async def submit_items(client: RiskClient, items: list[tuple[int, dict]], *, bat
 
 async def submit_batch(client: RiskClient, msgs, *, batch_size: int, per_message: int, policy_version: str,
                        partitions: int, max_original: int):
-    """(messages for applicants.scored, dlq messages) for (key, value, source) messages of applicants.eligible."""
+    """(messages for applicants.scored, dlq messages, items) for (key, value, source) messages of applicants.eligible."""
     items, dead = collect_items(msgs, partitions, max_original, STAGE, item_error)
     scored, dead2 = await submit_items(client, items, batch_size=batch_size, policy_version=policy_version,
                                        partitions=partitions, max_original=max_original)
@@ -103,7 +103,7 @@ async def submit_batch(client: RiskClient, msgs, *, batch_size: int, per_message
                          original=item_bytes(dec), key=id_key(dec["id"]), src=dec.get("provenance"),
                          app_id=dec["id"], partitions=partitions, max_original=max_original)
              for _, dec, why in rejects]
-    return out, dead + dead2 + dead3
+    return out, dead + dead2 + dead3, len(items)
 
 
 @app.agent(eligible_topic, name="submit", concurrency=1 if settings.literal else settings.submit_concurrency)
@@ -117,10 +117,11 @@ async def submit_agent(stream):
     stats = StageStats(STAGE)
 
     async def handle(msgs) -> None:
-        scored, dead = await submit_batch(client, msgs, batch_size=batch_size, per_message=per_message,
+        scored, dead, n_items = await submit_batch(client, msgs, batch_size=batch_size, per_message=per_message,
                                           policy_version=policy.version, partitions=settings.partitions,
                                           max_original=settings.dlq_original_max)
         await emitter.send_all({settings.topic_scored: scored, settings.topic_dlq: dead})
+        stats.saw(n_items)
 
     async def send_dead(dead) -> None:
         await emitter.send(settings.topic_dlq, dead)
@@ -130,6 +131,6 @@ async def submit_agent(stream):
             started = time.monotonic()
             await handle_guarded(STAGE, handle, [message_source(e) for e in events], send_dead,
                                  partitions=settings.partitions, max_original=settings.dlq_original_max)
-            stats.add(len(events), len(events), time.monotonic() - started)
+            stats.add(len(events), 0, time.monotonic() - started)
     finally:
         await client.close()
