@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from deploy.reconcile import reconcile_cmd
 from deploy.services import (Broker, GunicornApp, HBaseServer, MariaDB, PythonProcess, Service,
                              ServiceError, risk_api, run_secret)
 from topology.settings import worker_environ
@@ -243,6 +244,8 @@ def run_cmd(applicants: int, dirty: float, seed: int, keep_running: bool, timeou
     if not summary.get("reconciled"):
         sys.exit(1)
 
+
+cli.add_command(reconcile_cmd)
 
 if __name__ == "__main__":
     cli()
