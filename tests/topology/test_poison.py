@@ -265,29 +265,20 @@ def test_submit_accounts_for_every_item(risk_client, msgs):
 
 # -- a running worker ----------------------------------------------------------------
 
-POISON = [
-    (b"1234567890123456789012345", b"garbage"),
-    (b"77", ('{"applicant": {"id": "77", "emp_title": ' + deep(300) + "}}").encode()),
-    (b"18446744073709551616", b'{"applicant": {"id": 18446744073709551616}}'),
-    (b"18446744073709551617", b'{"applicant": {"id": "18446744073709551617"}}'),
-    ("²".encode(), json.dumps({"applicant": {**raw_applicant(78, random.Random(78)), "id": "²"}}).encode()),
-    (None, b"\xff\xfe\x00"),
-]
-
-
 def test_poison_between_valid_messages_on_one_partition_does_not_block_them(topology):
     """Poison sits between valid applicants on partition 0 of applicants.raw (and of applicants.clean): all valid ones arrive."""
     from aiokafka import AIOKafkaProducer
 
-    from topology.testdata import envelope
+    from topology.testdata import envelope, poison_messages
     from topology.topics import ensure_topics
 
-    valid = list(range(1, 121))
+    poison = poison_messages(random.Random(3))
+    valid = list(range(1, 4 * len(poison) + 1))
     seq_30 = "1" * 30
 
     async def produce():
         await ensure_topics(topology.settings)
-        p = AIOKafkaProducer(bootstrap_servers=topology.bootstrap)
+        p = AIOKafkaProducer(bootstrap_servers=topology.bootstrap, max_request_size=8 << 20)
         await p.start()
         try:
             futs = []
@@ -298,10 +289,10 @@ def test_poison_between_valid_messages_on_one_partition_does_not_block_them(topo
                     value = value.replace(f'"seq":{app_id}'.encode(), f'"seq":"{seq_30}"'.encode())
                 futs.append(await p.send(topology.settings.topic_raw, value, key=str(app_id).encode(), partition=0,
                                          timestamp_ms=None, headers=[("h", b"\x00\xff"), ("", b"")]))
-                if n % 20 == 0:
-                    key, poison = POISON[(n // 20) % len(POISON)]
-                    futs.append(await p.send(topology.settings.topic_raw, poison, key=key, partition=0,
-                                             headers=[("\u0000", b"\xff" * 40)]))
+                if n % 4 == 0:
+                    kind, key, value = poison[n // 4]
+                    futs.append(await p.send(topology.settings.topic_raw, value, key=key, partition=0,
+                                             headers=[("\u0000", b"\xff" * 40), ("kind", kind.encode())]))
             # Straight onto the internal topic: a deep item and a huge id beside a valid one.
             good = clean_item(500)
             bad = ('[' + json.dumps(good) + ',{"id": 501, "applicant": ' + deep(300) + '},'
@@ -314,7 +305,7 @@ def test_poison_between_valid_messages_on_one_partition_does_not_block_them(topo
     asyncio.run(produce())
     topology.worker()
     expected = set(valid) | {500}
-    poison_count = len(range(0, len(valid), 20))
+    poison_count = len(poison)
 
     def arrived():
         return expected <= set(topology.hbase_ids()) and len(topology.dlq()) >= poison_count + 2
