@@ -115,6 +115,8 @@ def generate_cmd(rows: int, seed: int, out: str, dirty: float, id_start: int | N
         bar = tqdm(total=rows, unit="rows", unit_scale=True, desc=f"generate {out}")
     try:
         report = synthetic.generate(out, rows, seed, dirty, progress=bar.update if bar else None, **kwargs)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
         if bar is not None:
             bar.close()

@@ -11,7 +11,8 @@ import orjson
 from flask import Blueprint, current_app, request
 
 from applicant_api import repository
-from applicant_api.fields import FIELDS, RecordError, clean_record
+from applicant_api.fields import MAX_INT, RecordError, clean_record, parse_int
+from applicant_api.body import body_too_large, read_body
 from applicant_api.jsonio import error_response, json_response, raw_json_response
 from applicant_api.settings import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
 
@@ -20,11 +21,10 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("applicants", __name__, url_prefix="/api/v1/applicants")
 
 DEFAULT_SOURCE = "api"
-SOURCE_PATTERN = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
-MAX_SEQ = 2**64 - 1
-_DIGITS = re.compile(r"[0-9]{1,20}")
-MAX_BIGINT = 2**63 - 1     # integer fields are BIGINT columns
-INT_FIELDS = tuple(f.name for f in FIELDS if f.kind == "int")
+SOURCE_PATTERN = re.compile(r"[A-Za-z0-9_.:\-]{1,64}", re.ASCII)   # always fullmatch
+MAX_SEQ = 2**64 - 1        # seq is BIGINT UNSIGNED
+MIN_ID, MAX_ID = 1, MAX_INT
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
 
 
 def _state():
@@ -35,12 +35,13 @@ def _query_int(name: str, default: int, lo: int, hi: int) -> tuple[int | None, d
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default, None
-    if not _DIGITS.fullmatch(raw):
-        return None, {"field": name, "reason": f"must be a whole number, got {raw!r}"}
-    value = int(raw)
-    if not lo <= value <= hi:
-        return None, {"field": name, "reason": f"must be between {lo} and {hi}, got {value}"}
-    return value, None
+    if not _DIGITS.fullmatch(raw):   # no spaces, signs or other scripts' digits in a query parameter
+        return None, {"field": name, "reason": f"must be a whole number in ASCII decimal digits 0-9, "
+                                               f"got {raw[:40]!r}"}
+    try:
+        return parse_int(raw, lo=lo, hi=hi), None
+    except ValueError as exc:
+        return None, {"field": name, "reason": str(exc)}
 
 
 @bp.get("")
@@ -61,8 +62,15 @@ def list_applicants():
     return raw_json_response(body)
 
 
-@bp.get("/<int:applicant_id>")
-def get_applicant(applicant_id: int):
+@bp.get("/<applicant_id>")
+def get_applicant(applicant_id: str):
+    if not _DIGITS.fullmatch(applicant_id):
+        return error_response(400, "invalid applicant id", [
+            {"field": "id", "reason": f"must be a whole number in ASCII decimal digits 0-9, got {applicant_id[:40]!r}"}])
+    try:
+        applicant_id = parse_int(applicant_id, lo=MIN_ID, hi=MAX_ID)
+    except ValueError as exc:
+        return error_response(400, "invalid applicant id", [{"field": "id", "reason": str(exc)}])
     with _state().pool.connection() as conn:
         text = repository.one(conn, applicant_id)
     if text is None:
@@ -74,7 +82,10 @@ def _records_from_body() -> tuple[list[Any] | None, Any]:
     """The posted records, or (None, error response)."""
     if not request.is_json:
         return None, error_response(415, "the body must be JSON (Content-Type: application/json)")
-    raw = request.get_data(cache=False)  # bounded by MAX_CONTENT_LENGTH: larger bodies raise 413
+    limit = _state().settings.max_body
+    raw = read_body(request.stream, limit)
+    if raw is None:
+        return None, body_too_large(limit)
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -102,11 +113,9 @@ def create_applicants():
         except RecordError as exc:
             errors.extend({"index": index, **e} for e in exc.as_list())
             continue
-        errors.extend({"index": index, "field": name, "reason": f"must be <= {MAX_BIGINT}, got {record[name]}"}
-                      for name in INT_FIELDS if record[name] is not None and record[name] > MAX_BIGINT)
         cleaned.append(record)
         source = item.get("source", DEFAULT_SOURCE)
-        if not isinstance(source, str) or not SOURCE_PATTERN.match(source):
+        if not isinstance(source, str) or not SOURCE_PATTERN.fullmatch(source):
             errors.append({"index": index, "field": "source",
                            "reason": "must be 1-64 characters of letters, digits and _ . : -"})
         sources.append(source)

@@ -63,6 +63,7 @@ def _install_error_handlers(app: Flask) -> None:
         message = exc.description or exc.name
         if exc.code == 413:
             message = f"the request body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
+            headers["Connection"] = "close"   # the body is left unread
         return error_response(exc.code or 500, message, headers=headers)
 
     @app.errorhandler(PoolTimeout)

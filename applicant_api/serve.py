@@ -16,6 +16,7 @@ DEFAULT_WORKERS = 2                  # APPLICANT_API_WORKERS
 DEFAULT_THREADS = 4                  # APPLICANT_API_THREADS (gthread worker threads per process)
 DEFAULT_TIMEOUT = 60                 # APPLICANT_API_WORKER_TIMEOUT (seconds)
 APP_FACTORY = "applicant_api.app:create_app()"
+GUNICORN_CONFIG = "python:applicant_api.gunicorn_conf"   # JSON for the errors gunicorn answers itself
 
 
 def gunicorn_argv(bind: str = DEFAULT_BIND, workers: int = DEFAULT_WORKERS, threads: int = DEFAULT_THREADS,
@@ -29,6 +30,7 @@ def gunicorn_argv(bind: str = DEFAULT_BIND, workers: int = DEFAULT_WORKERS, thre
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     return [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
             "--worker-class", "gthread", "--threads", str(threads), "--timeout", str(timeout),
+            "--config", GUNICORN_CONFIG,
             *(["--access-logfile", "-"] if access_log else []), "--error-logfile", "-", *extra, APP_FACTORY]
 
 

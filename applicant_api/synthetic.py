@@ -68,6 +68,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from applicant_api.fields import MAX_INT
 from applicant_api.lendingclub import LOANSTATS_COLUMNS, TRUE_PD_COLUMN
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ logger = logging.getLogger(__name__)
 # Rows generated per chunk; part of the seed -> bytes contract (changing it changes the output).
 CHUNK_ROWS = 50_000
 DEFAULT_ID_START = 1_000_000
+MEMBER_ID_OFFSET = 1_700_000  # member id = id + this: member ids stay unique too
+MAX_ID_STEP = 3               # ids grow by 1..3 per row
 DEFAULT_GZIP_LEVEL = 6
 NOTICE_LINE = "Notes offered by Prospectus (https://www.lendingclub.com/info/prospectus.action)"
 COLUMNS: tuple[str, ...] = LOANSTATS_COLUMNS + (TRUE_PD_COLUMN,)
@@ -255,8 +258,8 @@ def _chunk(rng: np.random.Generator, start: int, n: int, rows: int, first_id: in
     policy = (~running) & (month < 12) & (rng.random(n) < 0.02)
     status = np.where(policy, _POLICY_PREFIX + status.astype(str), status).astype(str)
 
-    ids = first_id + np.cumsum(rng.integers(1, 4, n))
-    member_ids = ids + 1_700_000  # a constant offset keeps member ids unique too
+    ids = first_id + np.cumsum(rng.integers(1, MAX_ID_STEP + 1, n))
+    member_ids = ids + MEMBER_ID_OFFSET
 
     issue_abs = (FIRST_YEAR - _CREDIT_FIRST_YEAR) * 12 + month
     history = np.round(12 * (3 + rng.gamma(2.2, 7.0, n))).astype(np.int64)
@@ -411,6 +414,10 @@ def generate(path: str | os.PathLike, rows: int, seed: int, dirty: float = 0.0, 
         raise ValueError(f"dirty must be a fraction in 0..1, got {dirty!r}")
     if isinstance(id_start, bool) or not isinstance(id_start, int) or id_start < 0:
         raise ValueError(f"id_start must be an int >= 0, got {id_start!r}")
+    if id_start + MAX_ID_STEP * rows + MEMBER_ID_OFFSET > MAX_INT:
+        # numpy's int64 would wrap around silently: ids must stay exact and within the BIGINT columns
+        raise ValueError(f"id_start + {MAX_ID_STEP} x rows + {MEMBER_ID_OFFSET} must be <= {MAX_INT} "
+                         f"(the BIGINT column's range), got id_start={id_start} with rows={rows}")
     path = Path(path)
     report = GenerateReport(path=str(path), rows=rows, seed=seed)
     template, filled = _row_template()

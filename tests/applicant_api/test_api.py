@@ -150,7 +150,7 @@ def test_get_one_and_404(api, store, applicant_factory):
     missing = api.get(f"{PAGE}/8")
     assert missing.status_code == 404
     assert missing.json() == {"error": "applicant 8 not found"}
-    assert api.get(f"{PAGE}/not-a-number").status_code == 404
+    assert api.get(f"{PAGE}/not-a-number").status_code == 400
 
 
 def test_post_accepts_lendingclub_text_forms_and_source(api, applicant_factory):
@@ -186,7 +186,7 @@ def test_post_field_errors_are_400_and_store_nothing(api, applicant_factory, db_
     assert bad_json.status_code == 400 and "not valid JSON" in bad_json.json()["error"]
     assert api.post(PAGE, data=b"id=1", headers={"Content-Type": "text/plain"}).status_code == 415
     assert api.post(PAGE, json=[]).status_code == 400
-    too_big = api.post(PAGE, json=[good, applicant_factory(2**63, member_id=1)])   # beyond the BIGINT column
+    too_big = api.post(PAGE, json=[good, applicant_factory(2**63, member_id=1, revol_bal=1.0)])   # beyond BIGINT
     assert too_big.status_code == 400
     assert [(e["index"], e["field"]) for e in too_big.json()["errors"]] == [(1, "id")]
     assert db_ids(db_url) == []

@@ -1,0 +1,39 @@
+"""Request bodies read with a hard size limit, whatever the transfer encoding (chunked bodies have no length)."""
+
+from __future__ import annotations
+
+import logging
+from typing import BinaryIO
+
+from flask import Response
+
+from applicant_api.jsonio import error_response
+
+logger = logging.getLogger(__name__)
+
+_READ_SIZE = 64 * 1024
+
+
+def read_body(stream: BinaryIO, limit: int) -> bytes | None:
+    """At most ``limit`` bytes of ``stream``; None when it holds more (the caller answers 413).
+
+    A declared Content-Length over the limit is refused before this by werkzeug (MAX_CONTENT_LENGTH);
+    a chunked body declares nothing and the WSGI server passes it through whole, so it is counted
+    here, and never more than ``limit`` + one read is held in memory.
+    """
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        part = stream.read(min(_READ_SIZE, limit + 1 - size))
+        if not part:
+            return b"".join(parts)
+        size += len(part)
+        if size > limit:
+            return None
+        parts.append(part)
+
+
+def body_too_large(limit: int) -> Response:
+    """413 in the API's error shape; the connection closes (the rest of the body is never read)."""
+    logger.warning("refused a request body larger than %d bytes", limit)
+    return error_response(413, f"the request body is larger than {limit} bytes", headers={"Connection": "close"})
