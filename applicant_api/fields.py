@@ -117,7 +117,6 @@ _EMP_YEARS = re.compile(r"(<\s*1|[0-9]+)\s*\+?\s*years?", re.ASCII | re.IGNORECA
 _MONTH_TEXT = re.compile(r"([A-Za-z]{3})-([0-9]{4})", re.ASCII)
 _MONTH_ISO = re.compile(r"([0-9]{4})-([0-9]{2})(?:-[0-9]{2})?", re.ASCII)
 _SUB_GRADE = re.compile(r"[A-G][1-5]", re.ASCII)
-_INT_DIGITS = len(str(2**63))   # more significant digits than this is out of any column's range
 
 
 def _is_empty(raw: Any) -> bool:
@@ -165,7 +164,7 @@ def parse_int(raw: Any, *, lo: int = MIN_INT, hi: int = MAX_INT) -> int:
         if m.group(1) and lo >= 0:
             raise ValueError(f"{_range_reason(lo, hi)}, written without a sign, got {_shown(raw)}")
         digits = m.group(2).lstrip("0") or "0"
-        if len(digits) > _INT_DIGITS:      # far out of range: no need to convert (int() refuses > 4300 digits)
+        if len(digits) > len(str(max(abs(lo), abs(hi)))):   # out of range: not converted (int() refuses 4301+ digits)
             raise ValueError(f"{_range_reason(lo, hi)}, got a number of {len(digits)} digits")
         value = -int(digits) if m.group(1) == "-" else int(digits)
     else:
