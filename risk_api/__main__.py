@@ -94,6 +94,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the API with gunicorn (settings from RISK_* environment variables)."""
     from gunicorn.app.base import BaseApplication
 
+    from risk_api import server
     from risk_api.app import create_app
     try:
         app = create_app()
@@ -105,7 +106,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("threads", threads)
-            self.cfg.set("worker_class", "gthread" if threads > 1 else "sync")
+            self.cfg.set("worker_class", server.THREAD_WORKER if threads > 1 else server.SYNC_WORKER)
             self.cfg.set("accesslog", None)
 
         def load(self):

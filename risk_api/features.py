@@ -22,6 +22,9 @@ logger = logging.getLogger(__name__)
 
 FEATURE_SPEC_VERSION = 1
 MAX_ABS_VALUE = 1e12     # numeric features are capped to +-this before scoring (and training)
+# The largest value accepted in a numeric input that the record definition leaves unbounded (revol_bal, counts...):
+# stated in the OpenAPI document so that a client knows exactly what is accepted.
+MAX_INPUT = 1e15
 
 # Fields known when the application is made: the only record keys the model may ever read.
 ALLOWED_FIELDS: frozenset[str] = frozenset({
@@ -334,11 +337,13 @@ def _extract(records: Sequence[Any]) -> Batch:
                                     len(feat.levels) - 1)
         else:
             matrix[:, j] = _level_column(feat, cols[feat.source], errors)
-    for i in np.flatnonzero(matrix[:, N_NUMERIC] == len(appfields.GRADES)):
-        _error(errors, int(i), "grade", cols["grade"][i], "must be one of A-G")
+    for i, g in enumerate(cols["grade"]):
+        if type(g) is not str or g not in _GRADE_SET:     # exactly "A".."G", as a cleaned record holds it
+            _error(errors, i, "grade", g, "must be one of A-G")
     return Batch(matrix, errors)
 
 
+_GRADE_SET = frozenset(appfields.GRADES)
 _INTEGER_SOURCES = ("delinq_2yrs", "inq_last_6mths", "open_acc", "pub_rec", "total_acc", "emp_length")
 _CHECKED = NUMBER_SOURCES + MONTH_SOURCES
 
@@ -349,7 +354,7 @@ def _bounds() -> tuple[np.ndarray, ...]:
     for name in _CHECKED:
         f = appfields.FIELDS_BY_NAME[name]
         lo.append(math.nan if f.minimum is None else f.minimum)
-        hi.append(math.nan if f.maximum is None else f.maximum)
+        hi.append((MAX_INPUT if name in NUMBER_SOURCES else math.nan) if f.maximum is None else f.maximum)
         lo_x.append(f.exclusive_minimum)
         hi_x.append(f.exclusive_maximum)
     if "emp_length" in _CHECKED:
@@ -383,12 +388,13 @@ def _validate_numbers(raw: dict[str, np.ndarray], value: Callable[[str, int], An
     if bad.any():
         for i, j in sorted(zip(*np.nonzero(bad.T))):             # by record, then in field order
             original = value(_CHECKED[j], i)
-            _error(errors, int(i), _CHECKED[j], original,
-                   "must be a finite number" if original is not None else "is required")
-    with np.errstate(invalid="ignore"):
-        over = raw["funded_amnt"] > raw["loan_amnt"]
-    for i in np.flatnonzero(over):
-        errors.setdefault(int(i), {"field": "funded_amnt", "reason": "must be <= loan_amnt"})
+            x = v[j, i]
+            fallback = ("is required" if original is None else
+                        f"must be <= {_HI[j, 0]:g}" if math.isfinite(x) and x > _HI[j, 0] else
+                        "must be a finite number")
+            _error(errors, int(i), _CHECKED[j], original, fallback)
+    # funded_amnt > loan_amnt is not refused here: fund_rate then lies above its training range, and the applicant
+    # is scored with it clipped and flagged (the pipeline's filter refuses such records before they come here).
 
 
 def matrix_of(records: Iterable[Mapping[str, Any]]) -> np.ndarray:

@@ -7,33 +7,51 @@ from functools import lru_cache
 from typing import Any
 
 from applicant_api import fields as appfields
-from risk_api import features
+from risk_api import features, ids
 from risk_api.scoring import MAX_REASONS, RISK_BANDS
-from risk_api.settings import DEFAULT_MAX_BATCH
+from risk_api.settings import DEFAULT_MAX_BATCH, MAX_HEADER_FIELD_BYTES, MAX_HEADER_FIELDS, MAX_REQUEST_LINE
 
 logger = logging.getLogger(__name__)
 
+_MONTH = "^[0-9]{4}-(0[1-9]|1[0-2])$"
 _KIND_SCHEMA = {
     "int": {"type": "integer"}, "float": {"type": "number"}, "percent": {"type": "number"},
     "term": {"type": "integer", "enum": [36, 60]}, "emp_length": {"type": "integer", "minimum": 0, "maximum": 10},
     "grade": {"type": "string", "enum": list(appfields.GRADES)}, "text": {"type": "string"},
-    "month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}, "sub_grade": {"type": "string"},
+    "month": {"type": "string", "pattern": _MONTH},
 }
+# An id is a JSON integer, or a string of ASCII digits without a leading zero (up to 18 digits: every such string
+# is within range; a larger id is sent as an integer).
+_ID_IN = {"oneOf": [{"type": "integer", "minimum": ids.MIN_ID, "maximum": ids.MAX_ID},
+                    {"type": "string", "pattern": ids.ID_PATTERN}, {"type": "null"}],
+          "description": "application id, echoed back exactly as sent"}
+
+
+def _number_schema(f: appfields.Field) -> dict[str, Any]:
+    s = dict(_KIND_SCHEMA[f.kind])
+    if f.kind in ("int", "float", "percent"):
+        if f.minimum is not None:
+            s["exclusiveMinimum" if f.exclusive_minimum else "minimum"] = f.minimum
+        hi = features.MAX_INPUT if f.maximum is None else f.maximum
+        s["exclusiveMaximum" if f.exclusive_maximum else "maximum"] = hi
+    return s
 
 
 def _applicant_schema() -> dict[str, Any]:
-    props: dict[str, Any] = {"id": {"type": ["integer", "string"], "description": "application id, echoed back"}}
+    props: dict[str, Any] = {"id": _ID_IN}
     for name in features.SOURCES:
         f = appfields.FIELDS_BY_NAME[name]
-        s = dict(_KIND_SCHEMA[f.kind])
+        s = _number_schema(f)
         if name not in features.REQUIRED_SOURCES:
-            s["type"] = [s["type"], "null"]
-            if "enum" in s:
-                s["enum"] = s["enum"] + [None]
+            s = {"oneOf": [s, {"type": "null"}]}
         props[name] = s
-    return {"type": "object", "description": "a cleaned applicant record (applicant_api.fields.clean_record "
-                                             "output); keys the model does not use are ignored",
-            "properties": props, "required": sorted(features.REQUIRED_SOURCES), "additionalProperties": True}
+    return {"type": "object",
+            "description": "a cleaned applicant record (applicant_api.fields.clean_record output); keys the model "
+                           "does not use are ignored. An input outside the range the model was trained on is "
+                           "scored clipped to that range, with an *_OUT_OF_RANGE reason (declined too when "
+                           "RISK_OUT_OF_RANGE=decline).",
+            "properties": props, "required": sorted(features.REQUIRED_SOURCES),
+            "not": {"required": ["applicants"]}}
 
 
 _ERROR_DETAIL = {"type": "object", "required": ["field", "reason"], "additionalProperties": False,
@@ -45,15 +63,19 @@ def _schemas() -> dict[str, Any]:
     return {
         "Applicant": _applicant_schema(),
         "Batch": {"type": "object", "required": ["applicants"],
+                  "description": "each item is scored on its own: an item that is not a valid Applicant gets an "
+                                 "ApplicantError entry in the results, the others are scored",
                   "properties": {"applicants": {"type": "array", "minItems": 1, "maxItems": DEFAULT_MAX_BATCH,
-                                                "items": {"$ref": "#/components/schemas/Applicant"}}}},
+                                                "description": "Applicant objects (RISK_MAX_BATCH at most)"}}},
         "Reason": {"type": "object", "required": ["code", "feature", "text", "contribution"],
                    "additionalProperties": False,
                    "properties": {"code": {"type": "string"}, "feature": {"type": "string"},
                                   "text": {"type": "string"},
-                                  "contribution": {"type": "number", "exclusiveMinimum": 0,
+                                  "contribution": {"type": "number", "minimum": 0,
                                                    "description": "log-odds added by this feature relative to "
-                                                                  "the training reference"}}},
+                                                                  "the training reference (> 0); 0 for an "
+                                                                  "*_OUT_OF_RANGE reason, which says the input "
+                                                                  "was outside the training range and clipped"}}},
         "Score": {"type": "object", "additionalProperties": False,
                   "required": ["id", "probability_of_default", "risk_band", "decision", "reasons", "model_version"],
                   "properties": {"id": _ID,
@@ -76,15 +98,31 @@ def _schemas() -> dict[str, Any]:
                                            {"$ref": "#/components/schemas/ApplicantError"}]}}}},
         "Error": {"type": "object", "required": ["error"], "additionalProperties": False,
                   "properties": {"error": _ERROR_DETAIL}},
-        "Health": {"type": "object", "required": ["status", "model_version", "loaded_at", "last_reload_error"],
-                   "additionalProperties": False,
-                   "properties": {"status": {"const": "ok"}, "model_version": {"type": "string"},
-                                  "loaded_at": {"type": "string"},
-                                  "last_reload_error": {"type": ["string", "null"]}}},
+        "Health": {"type": "object", "required": ["status", "model_version"], "additionalProperties": False,
+                   "properties": {"status": {"enum": ["ok", "degraded"],
+                                             "description": "degraded: the artifact at RISK_MODEL_PATH could not "
+                                                            "be loaded; model_version keeps serving (details: "
+                                                            "GET /api/v1/admin/status)"},
+                                  "model_version": {"type": "string"}}},
+        "ReloadStatus": {"type": "object", "additionalProperties": False,
+                         "required": ["model_version", "loaded_at", "reloads", "watch_seconds", "reload_ok"],
+                         "properties": {"model_version": {"type": "string"}, "loaded_at": {"type": "string"},
+                                        "reloads": {"type": "integer", "minimum": 0},
+                                        "watch_seconds": {"type": "number", "minimum": 0},
+                                        "reload_ok": {"type": "boolean"}}},
+        "AdminStatus": {"type": "object", "additionalProperties": False,
+                        "required": ["model_version", "loaded_at", "reloads", "watch_seconds", "reload_ok",
+                                     "last_error", "model_path"],
+                        "properties": {"model_version": {"type": "string"}, "loaded_at": {"type": "string"},
+                                       "reloads": {"type": "integer", "minimum": 0},
+                                       "watch_seconds": {"type": "number", "minimum": 0},
+                                       "reload_ok": {"type": "boolean"},
+                                       "last_error": {"type": ["string", "null"]},
+                                       "model_path": {"type": "string"}}},
         "ModelCard": {"type": "object", "additionalProperties": False,
                       "required": ["model_version", "format", "created_at", "features", "coefficients",
-                                   "decision_threshold", "threshold_source", "risk_bands", "report", "training",
-                                   "data", "reload"],
+                                   "decision_threshold", "threshold_source", "out_of_range", "risk_bands", "report",
+                                   "training", "data", "reload"],
                       "properties": {
                           "model_version": {"type": "string"}, "format": {"type": "string"},
                           "created_at": {"type": "string"},
@@ -95,13 +133,14 @@ def _schemas() -> dict[str, Any]:
                                                           "categorical": {"type": "array"}}},
                           "decision_threshold": {"type": "number", "minimum": 0, "maximum": 1},
                           "threshold_source": {"enum": ["model", "RISK_THRESHOLD"]},
+                          "out_of_range": {"enum": ["flag", "decline"]},
                           "risk_bands": {"type": "array", "items": {
                               "type": "object", "required": ["band", "below"],
                               "properties": {"band": {"type": "string"}, "below": {"type": ["number", "null"]}}}},
                           "report": {"type": "object", "required": ["metrics", "holdout", "counts", "rows_train",
                                                                     "rows_holdout"]},
                           "training": {"type": "object"}, "data": {"type": "object"},
-                          "reload": {"type": "object"}}},
+                          "reload": {"$ref": "#/components/schemas/ReloadStatus"}}},
         "Reload": {"type": "object", "additionalProperties": False,
                    "required": ["model_version", "previous_version", "changed", "loaded_at"],
                    "properties": {"model_version": {"type": "string"}, "previous_version": {"type": "string"},
@@ -114,7 +153,24 @@ def _json(schema_ref: str, description: str) -> dict[str, Any]:
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}}
 
 
-_ERRORS = {"401": _json("Error", "missing or wrong bearer token")}
+# What any route can answer (JSON, the Error shape), and what the protected ones add.
+_COMMON = {
+    "404": _json("Error", "no such route"),
+    "405": {**_json("Error", "method not allowed for this route"),
+            "headers": {"Allow": {"description": "the methods this route takes", "schema": {"type": "string"}}}},
+    "414": _json("Error", f"request line longer than {MAX_REQUEST_LINE} bytes"),
+    "431": _json("Error", f"more than {MAX_HEADER_FIELDS} header fields, or one longer than "
+                          f"{MAX_HEADER_FIELD_BYTES} bytes"),
+}
+_AUTH = {"401": {**_json("Error", "missing or wrong bearer token"),
+                 "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}}}
+
+
+def _op(summary: str, responses: dict[str, Any], *, security: str | None = None, **extra) -> dict[str, Any]:
+    op = {"summary": summary, **extra, "responses": {**responses, **(_AUTH if security else {}), **_COMMON}}
+    if security:
+        op["security"] = [{security: []}]
+    return op
 
 
 @lru_cache(maxsize=1)
@@ -123,41 +179,54 @@ def spec() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Risk API", "version": "1",
                  "description": "Probability of default, decision and reason codes for loan applicants, from a "
-                                "logistic regression scored with numpy from a JSON artifact."},
+                                "logistic regression scored with numpy from a JSON artifact. Every error is "
+                                "JSON: {\"error\": {\"field\", \"reason\"}}."},
         "components": {"schemas": _schemas(),
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                                      "description": "RISK_API_TOKEN (admin routes: "
-                                                                     "RISK_ADMIN_TOKEN if set)"}}},
+                       "securitySchemes": {
+                           "bearer": {"type": "http", "scheme": "bearer", "description": "RISK_API_TOKEN"},
+                           "adminBearer": {"type": "http", "scheme": "bearer",
+                                           "description": "RISK_ADMIN_TOKEN (admin routes exist only when it is "
+                                                          "set, see RISK_ADMIN_ROUTES)"}}},
         "paths": {
-            "/api/v1/score": {"post": {
-                "summary": "Score one applicant, or a batch of up to 10,000",
-                "security": [{"bearer": []}],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
+            "/api/v1/score": {"post": _op(
+                "Score one applicant, or a batch of up to 10,000", security="bearer", operationId="score",
+                requestBody={"required": True, "content": {"application/json": {"schema": {"oneOf": [
                     {"$ref": "#/components/schemas/Batch"}, {"$ref": "#/components/schemas/Applicant"}]}}}},
-                "responses": {
+                responses={
                     "200": {"description": "a single applicant's score, or a batch's results in input order "
                                            "(bad applicants get an error entry)",
                             "content": {"application/json": {"schema": {"oneOf": [
                                 {"$ref": "#/components/schemas/BatchResult"},
-                                {"$ref": "#/components/schemas/Score"}]}}}},
+                                {"$ref": "#/components/schemas/Score"}]}}},
+                            "links": {"ModelThatScored": {
+                                "operationId": "modelCard",
+                                "description": "the model card of the model that answered (model_version)"}}},
                     "400": {"description": "body not JSON, not an object, no applicants, too many, or (single "
                                            "applicant) a bad field",
                             "content": {"application/json": {"schema": {"oneOf": [
                                 {"$ref": "#/components/schemas/Error"},
                                 {"$ref": "#/components/schemas/ApplicantError"}]}}}},
-                    "413": _json("Error", "body larger than RISK_MAX_BODY_BYTES"),
-                    **_ERRORS}}},
-            "/api/v1/model": {"get": {"summary": "The model card", "security": [{"bearer": []}],
-                                      "responses": {"200": _json("ModelCard", "the model in use"), **_ERRORS}}},
-            "/api/v1/admin/reload": {"post": {
-                "summary": "Load RISK_MODEL_PATH now (the file is also watched every RISK_MODEL_WATCH_SECONDS)",
-                "security": [{"bearer": []}],
-                "responses": {"200": _json("Reload", "the model now in use"),
-                              "422": _json("Error", "the artifact is unusable; the old model keeps serving"),
-                              **_ERRORS}}},
-            "/health": {"get": {"summary": "Liveness and the model version",
-                                "responses": {"200": _json("Health", "serving")}}},
-            "/openapi.json": {"get": {"summary": "This document",
-                                      "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+                    "413": _json("Error", "body larger than RISK_MAX_BODY_BYTES (16 MiB by default), whatever "
+                                          "the framing (Content-Length or chunked)")})},
+            "/api/v1/model": {"get": _op("The model card", {"200": _json("ModelCard", "the model in use")},
+                                         security="bearer", operationId="modelCard")},
+            "/api/v1/admin/reload": {"post": _op(
+                "Load RISK_MODEL_PATH now (the file is also watched every RISK_MODEL_WATCH_SECONDS)",
+                {"200": {**_json("Reload", "the model now in use"),
+                         "links": {"ReloadStatus": {"operationId": "adminStatus",
+                                                    "description": "the reload status after this reload"},
+                                   "Health": {"operationId": "health",
+                                              "description": "the public health after this reload"}}},
+                 "422": _json("Error", "the artifact is unusable; the old model keeps serving")},
+                security="adminBearer", operationId="adminReload")},
+            "/api/v1/admin/status": {"get": _op(
+                "Where the model was loaded from, when, and why the last reload failed",
+                {"200": _json("AdminStatus", "reload details")}, security="adminBearer",
+                operationId="adminStatus")},
+            "/health": {"get": _op("Liveness and the model version", {"200": _json("Health", "serving")},
+                                   operationId="health")},
+            "/openapi.json": {"get": _op("This document", {"200": {
+                "description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}},
+                operationId="openapi")},
         },
     }

@@ -62,3 +62,13 @@ def level_reason(group: str, level: str) -> tuple[str, str]:
     prefix, label = GROUPS[group]
     shown = "other or not reported" if level == "OTHER" else level.replace("_", " ")
     return f"{prefix}_{level.upper()}", f"{label} ({shown}) is associated with higher risk"
+
+
+def range_reason(group: str, feature: str, value: float, lo: float, hi: float) -> tuple[str, str]:
+    """(code, text) for a feature outside the range the model was trained on (it is scored as the nearest bound)."""
+    prefix, label = GROUPS[group]
+    side, bound = ("below", lo) if value < lo else ("above", hi)
+    shown = "" if feature == group else f" ({feature.replace('_', ' ')})"
+    return (f"{prefix}_OUT_OF_RANGE",
+            f"{label}{shown} is {side} the range the model was trained on ({lo:.6g} to {hi:.6g}): "
+            f"scored as {bound:.6g}, so the score is less certain")

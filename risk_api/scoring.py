@@ -12,6 +12,7 @@ import numpy as np
 
 from risk_api import features, reasons
 from risk_api.artifact import ArtifactError
+from risk_api.ids import check_id
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,13 @@ class Model:
         self.coef = _floats([f["coef"] for f in num], p, "coef")
         if (self.scale <= 0).any():
             raise ArtifactError("scale must be positive")
+        if any("range" not in f for f in num):
+            raise ArtifactError("artifact has no training ranges (numeric[].range): it predates out-of-range "
+                                "handling; retrain it (python -m risk_api train) to serve it")
+        ranges = np.array([_floats(f["range"], 2, f"{f['name']} range") for f in num])
+        self.lo, self.hi = ranges[:, 0].copy(), ranges[:, 1].copy()
+        if (self.lo > self.hi).any():
+            raise ArtifactError("a training range has its lower bound above its upper bound")
         ind = [(j, f["indicator"]) for j, f in enumerate(num) if f.get("indicator") is not None]
         self.ind_cols = np.array([j for j, _ in ind], dtype=np.intp)
         self.ind_mean = _floats([i["mean"] for _, i in ind], len(ind), "indicator mean")
@@ -126,7 +134,7 @@ class Model:
         # einsum, not @: BLAS would start threads, which only fight the web workers for the cores.
         x = matrix[:, :features.N_NUMERIC]
         miss = np.isnan(x)
-        xi = np.where(miss, self.median, x)
+        xi = np.where(miss, self.median, np.clip(x, self.lo, self.hi))   # never beyond the training range
         z = np.einsum("ij,j->i", xi, self.w) + self.bias
         if self.ind_cols.size:
             z += np.einsum("ij,j->i", miss[:, self.ind_cols].astype(np.float64), self.ind_w)
@@ -139,7 +147,7 @@ class Model:
         """(n, groups) contributions to the log-odds: coefficient x (standardised value - training reference)."""
         x = matrix[:, :features.N_NUMERIC]
         miss = np.isnan(x)
-        zs = (np.where(miss, self.median, x) - self.mean) / self.scale
+        zs = (np.where(miss, self.median, np.clip(x, self.lo, self.hi)) - self.mean) / self.scale
         per_column = zs * self.coef
         out = np.empty((x.shape[0], len(self.groups)))
         out[:, :len(self.num_groups)] = per_column[:, self.primary]
@@ -191,38 +199,76 @@ class Model:
         return [[{**templates[t], "contribution": c} for t, c in zip(ts, cs) if c > 0.0]
                 for ts, cs in zip(chosen.tolist(), top.tolist())]
 
+    def out_of_range(self, matrix: np.ndarray) -> list[list[dict[str, Any]]]:
+        """Per row, a reason for each feature group with an input outside the training range (first feature of
+        the group that is), in feature order; its contribution is 0: it says the input was clipped."""
+        x = matrix[:, :features.N_NUMERIC]
+        with np.errstate(invalid="ignore"):
+            low, high = x < self.lo, x > self.hi
+        out: list[list[dict[str, Any]]] = [[] for _ in range(x.shape[0])]
+        for i in np.flatnonzero((low | high).any(axis=1)).tolist():
+            seen = set()
+            for j in np.flatnonzero(low[i] | high[i]).tolist():
+                feat = features.NUMERIC[j]
+                if feat.group in seen:
+                    continue
+                seen.add(feat.group)
+                code, text = reasons.range_reason(feat.group, feat.name, float(x[i, j]), float(self.lo[j]),
+                                                  float(self.hi[j]))
+                out[i].append({"code": code, "feature": feat.group, "text": text, "contribution": 0.0})
+        return out
+
     def bands(self, p: np.ndarray) -> list[str]:
         return [_BAND_NAMES[i] for i in np.searchsorted(_BAND_EDGES, p, side="right").tolist()]
 
     # -- records -------------------------------------------------------------------------------------------------
 
-    def score_records(self, records: Sequence[Any], threshold: float | None = None) -> list[dict[str, Any]]:
-        """One result per record, in order: a score or ``{"id", "error": {"field", "reason"}}``."""
+    def score_records(self, records: Sequence[Any], threshold: float | None = None,
+                      out_of_range: str = "flag") -> list[dict[str, Any]]:
+        """One result per record, in order: a score or ``{"id", "error": {"field", "reason"}}``.
+
+        An applicant with an input outside the training range is scored with it clipped and gets an out-of-range
+        reason first (``out_of_range="flag"``), or is also declined (``"decline"``).
+        """
+        if out_of_range not in ("flag", "decline"):
+            raise ValueError(f"out_of_range must be 'flag' or 'decline', got {out_of_range!r}")
         threshold = self.threshold if threshold is None else threshold
         # Building millions of result dicts would trigger full cyclic-GC passes over everything alive (they
         # hold no cycles; reference counting frees them), so the collector waits until the results are built.
         with _gc_paused():
             if len(records) <= _CHUNK:
-                return self._score_chunk(records, threshold)
+                return self._score_chunk(records, threshold, out_of_range == "decline")
             # Chunks keep big inputs cache-friendly; the results are the same.
             return [r for start in range(0, len(records), _CHUNK)
-                    for r in self._score_chunk(records[start:start + _CHUNK], threshold)]
+                    for r in self._score_chunk(records[start:start + _CHUNK], threshold, out_of_range == "decline")]
 
-    def _score_chunk(self, records: Sequence[Any], threshold: float) -> list[dict[str, Any]]:
+    def _score_chunk(self, records: Sequence[Any], threshold: float, decline_out_of_range: bool
+                     ) -> list[dict[str, Any]]:
         batch = features.extract(records)
+        ids = [_id_of(r) for r in records]
+        for i, v in enumerate(ids):
+            if v is not None and (why := check_id(v)) is not None:
+                batch.errors[i] = {"field": "id", "reason": why}     # the id first: it names the applicant
+                batch.ok[i] = False
+                ids[i] = None                                       # never echo an unusable id
         ok_rows = np.flatnonzero(batch.ok)
         m = batch.matrix if len(ok_rows) == len(records) else batch.matrix[ok_rows]
         p = self.probabilities(m)
         why = self.top_reasons(m)
         bands = self.bands(p)
         decision = ["decline" if d else "approve" for d in (p >= threshold).tolist()]
+        for k, flags in enumerate(self.out_of_range(m)):
+            if flags:
+                why[k] = (flags + why[k])[:MAX_REASONS]
+                if decline_out_of_range:
+                    decision[k] = "decline"
         results: list[dict[str, Any]] = [None] * len(records)   # type: ignore[list-item]
         version = self.version
         for k, (i, pd) in enumerate(zip(ok_rows.tolist(), p.tolist())):
-            results[i] = {"id": _id_of(records[i]), "probability_of_default": pd, "risk_band": bands[k],
+            results[i] = {"id": ids[i], "probability_of_default": pd, "risk_band": bands[k],
                           "decision": decision[k], "reasons": why[k], "model_version": version}
         for i, err in batch.errors.items():
-            results[i] = {"id": _id_of(records[i]), "error": err}
+            results[i] = {"id": ids[i], "error": err}
         return results
 
 
@@ -239,8 +285,7 @@ def _gc_paused():
 
 
 def _id_of(record: Any) -> Any:
+    """The record's ``id`` as sent (checked by ids.check_id before it is echoed)."""
     if type(record) is dict or isinstance(record, Mapping):
-        v = record.get("id")
-        if type(v) is int or type(v) is str or (isinstance(v, (int, str)) and not isinstance(v, bool)):
-            return v
+        return record.get("id")
     return None

@@ -20,11 +20,23 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024                       # RISK_MAX_BODY_
 DEFAULT_WATCH_SECONDS = 2.0                                     # RISK_MODEL_WATCH_SECONDS
 DEFAULT_AUTH = "on"                                             # RISK_API_AUTH ("off" disables bearer auth)
 # RISK_API_TOKEN has no default: the app refuses to start without it unless RISK_API_AUTH=off.
+# Admin routes (/api/v1/admin/*: reload, reload status with the artifact's path and last error) take only
+# RISK_ADMIN_TOKEN, whatever RISK_API_AUTH says. "auto": enabled exactly when RISK_ADMIN_TOKEN is set; "on": the app
+# refuses to start without RISK_ADMIN_TOKEN; "off": the routes do not exist (404).
+DEFAULT_ADMIN_ROUTES = "auto"                                   # RISK_ADMIN_ROUTES (auto, on, off)
+# Applicants with a model input outside the range seen in training are scored with that input clipped to the range
+# and get an out-of-range reason code ("flag"), or are declined outright with that reason code ("decline").
+DEFAULT_OUT_OF_RANGE = "flag"                                   # RISK_OUT_OF_RANGE (flag, decline)
 DEFAULT_HOST = "127.0.0.1"                                      # RISK_API_HOST
 DEFAULT_PORT = 5002                                             # RISK_API_PORT
 DEFAULT_WORKERS = 2                                             # RISK_API_WORKERS
 # Threads per gunicorn worker; > 1 selects the gthread worker, which keeps client connections alive.
 DEFAULT_THREADS = 2                                             # RISK_API_THREADS
+
+# Request line and header limits, gunicorn's defaults; the app enforces them too, so any server answers alike.
+MAX_REQUEST_LINE = 4094
+MAX_HEADER_FIELDS = 100
+MAX_HEADER_FIELD_BYTES = 8190
 
 
 class SettingsError(ValueError):
@@ -46,6 +58,13 @@ def _number(name: str, raw: str, kind: type, lo: float, hi: float | None = None)
     return value
 
 
+def _choice(name: str, env: dict | None, default: str, choices: tuple[str, ...]) -> str:
+    value = (_env(name, env) or default).lower()
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def from_env(env: dict | None = None) -> dict:
     """Flask config keys read from the environment (``env`` defaults to os.environ)."""
     threshold_raw = _env("RISK_THRESHOLD", env) or DEFAULT_THRESHOLD
@@ -63,4 +82,21 @@ def from_env(env: dict | None = None) -> dict:
                                  _env("RISK_MODEL_WATCH_SECONDS", env) or str(DEFAULT_WATCH_SECONDS), float, 0.0),
         "AUTH": auth == "on",
         "API_TOKEN": _env("RISK_API_TOKEN", env),
+        "ADMIN_TOKEN": _env("RISK_ADMIN_TOKEN", env),
+        "ADMIN_ROUTES": _choice("RISK_ADMIN_ROUTES", env, DEFAULT_ADMIN_ROUTES, ("auto", "on", "off")),
+        "OUT_OF_RANGE": _choice("RISK_OUT_OF_RANGE", env, DEFAULT_OUT_OF_RANGE, ("flag", "decline")),
     }
+
+
+def admin_routes_enabled(cfg: dict) -> bool:
+    """Whether the admin routes exist; SettingsError when they are switched on without RISK_ADMIN_TOKEN."""
+    mode = cfg.get("ADMIN_ROUTES", DEFAULT_ADMIN_ROUTES)
+    if mode not in ("auto", "on", "off"):
+        raise SettingsError(f"RISK_ADMIN_ROUTES must be one of auto, on, off, got {mode!r}")
+    token = cfg.get("ADMIN_TOKEN")
+    if mode == "on" and not token:
+        raise SettingsError("RISK_ADMIN_ROUTES=on but RISK_ADMIN_TOKEN is not set: set an admin token (different "
+                            "from RISK_API_TOKEN), or RISK_ADMIN_ROUTES=off")
+    if mode != "off" and token and token == cfg.get("API_TOKEN"):
+        raise SettingsError("RISK_ADMIN_TOKEN must differ from RISK_API_TOKEN")
+    return mode == "on" or (mode == "auto" and bool(token))

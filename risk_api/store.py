@@ -90,8 +90,12 @@ class ModelStore:
         self.last_error = None
 
     def status(self) -> dict[str, Any]:
+        """Everything, the last error (with the file's path) included: for the admin route only."""
+        return {**self.public_status(), "last_error": self.last_error}
+
+    def public_status(self) -> dict[str, Any]:
         return {"model_version": self._model.version, "loaded_at": self.loaded_at, "reloads": self.reloads,
-                "watch_seconds": self.watch_seconds, "last_error": self.last_error}
+                "watch_seconds": self.watch_seconds, "reload_ok": self.last_error is None}
 
 
 def _now() -> str:

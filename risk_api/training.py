@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import sklearn
 from sklearn.compose import ColumnTransformer
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score, roc_curve
@@ -25,7 +27,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from applicant_api import fields as appfields
 from applicant_api.lendingclub import iter_records
 from risk_api import artifact as artifacts
-from risk_api import features
+from risk_api import features, reasons
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,16 @@ MIN_ROWS = 50                      # below this, no model is trained
 # Eligible for scoring = what the topology's decision policy lets through (grades A-D, income >= 20,000).
 ELIGIBLE_GRADES = ("A", "B", "C", "D")
 ELIGIBLE_MIN_INCOME = 20_000.0
+
+# The direction a credit officer expects of each numeric feature's effect on the probability of default (+1: more
+# of it never lowers PD, -1: never raises it): the groups' adverse directions, plus the loan's size. A fitted
+# coefficient of the other sign is a correlation artefact; the feature is dropped (coefficient 0) and the model
+# refitted, so PD is monotone in income, DTI and the loan amount.
+EXPECTED_SIGN: dict[str, int] = {
+    **{f.name: 1 if reasons.ADVERSE_DIRECTION[f.group] == "HIGH" else -1
+       for f in features.NUMERIC if f.group in reasons.ADVERSE_DIRECTION},
+    "loan_amnt": 1, "funded_amnt": 1, "installment": 1,
+}
 
 BAD_STATUSES = frozenset({"charged off", "default"})
 GOOD_STATUSES = frozenset({"fully paid"})
@@ -165,8 +177,42 @@ def split_holdout(data: Dataset, *, share: float = DEFAULT_HOLDOUT_SHARE, min_mo
     return np.sort(train), np.sort(hold), {"method": "stratified_random", "reason": why, "seed": seed}
 
 
-def build_pipeline(c: float = DEFAULT_C) -> Pipeline:
-    numeric = Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
+class RangeClip(BaseEstimator, TransformerMixin):
+    """Learns each column's training range (NaN ignored) and clips to it: the model never extrapolates."""
+
+    def fit(self, x, y=None):
+        x = np.asarray(x, dtype=np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # an all-NaN column: handled below
+            lo, hi = np.nanmin(x, axis=0), np.nanmax(x, axis=0)
+        empty = ~np.isfinite(lo) | ~np.isfinite(hi)          # a column with no value at all: no bound
+        self.lo_ = np.where(empty, -features.MAX_ABS_VALUE, lo)
+        self.hi_ = np.where(empty, features.MAX_ABS_VALUE, hi)
+        return self
+
+    def transform(self, x):
+        return np.clip(np.asarray(x, dtype=np.float64), self.lo_, self.hi_)   # NaN stays NaN
+
+
+class DropColumns(BaseEstimator, TransformerMixin):
+    """Sets the given columns to 0, so their coefficient fits to exactly 0 (a feature dropped, the layout kept)."""
+
+    def __init__(self, columns: tuple[int, ...] = ()):
+        self.columns = columns
+
+    def fit(self, x, y=None):
+        return self
+
+    def transform(self, x):
+        x = np.array(x, dtype=np.float64)
+        x[:, list(self.columns)] = 0.0
+        return x
+
+
+def build_pipeline(c: float = DEFAULT_C, dropped: tuple[int, ...] = ()) -> Pipeline:
+    """clip to the training range -> drop columns -> impute (median, missing indicators) -> scale | one-hot -> LR."""
+    numeric = Pipeline([("clip", RangeClip()), ("drop", DropColumns(tuple(dropped))),
+                        ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
                         ("scale", StandardScaler())])
     onehot = OneHotEncoder(categories=[np.arange(len(f.levels), dtype=np.float64) for f in features.CATEGORICAL],
                            handle_unknown="ignore", sparse_output=False)
@@ -176,16 +222,57 @@ def build_pipeline(c: float = DEFAULT_C) -> Pipeline:
     return Pipeline([("prep", prep), ("model", LogisticRegression(C=c, max_iter=2000))])
 
 
+def wrong_signs(pipe: Pipeline) -> dict[int, float]:
+    """Numeric columns whose fitted coefficient contradicts EXPECTED_SIGN: column -> coefficient."""
+    coef = pipe.named_steps["model"].coef_[0]
+    out = {}
+    for j, feat in enumerate(features.NUMERIC):
+        sign = EXPECTED_SIGN.get(feat.name)
+        if sign is not None and coef[j] * sign < 0:
+            out[j] = float(coef[j])
+    return out
+
+
+def fit_monotone(x: np.ndarray, y: np.ndarray, c: float = DEFAULT_C) -> tuple[Pipeline, dict[str, Any]]:
+    """Fit; while a coefficient has the wrong sign, drop the worst such feature and refit (backward elimination).
+
+    Returns the pipeline and what was dropped, with the coefficient each had when dropped.
+    """
+    dropped: dict[int, float] = {}
+    while True:
+        pipe = build_pipeline(c, tuple(sorted(dropped)))
+        pipe.fit(x, y)
+        wrong = wrong_signs(pipe)
+        if not wrong:
+            break
+        worst = max(wrong, key=lambda j: abs(wrong[j]))
+        logger.info("dropping %s: coefficient %.4f contradicts the expected direction",
+                    features.NUMERIC[worst].name, wrong[worst])
+        dropped[worst] = wrong[worst]
+    return pipe, {"expected_sign": {k: EXPECTED_SIGN[k] for k in sorted(EXPECTED_SIGN)},
+                  "dropped": {features.NUMERIC[j].name: coef for j, coef in sorted(dropped.items())}}
+
+
 def export(pipe: Pipeline, train_matrix: np.ndarray) -> dict[str, Any]:
     """The fitted parameters as JSON-ready numbers (the scoring-relevant part of the artifact)."""
     prep = pipe.named_steps["prep"]
     lr = pipe.named_steps["model"]
-    imp = prep.named_transformers_["num"].named_steps["impute"]
-    sc = prep.named_transformers_["num"].named_steps["scale"]
+    num = prep.named_transformers_["num"].named_steps
+    imp, sc, clip = num["impute"], num["scale"], num["clip"]
+    dropped = set(num["drop"].columns)
     p = features.N_NUMERIC
     ind_cols = [int(j) for j in imp.indicator_.features_] if imp.indicator_ is not None else []
     coef = lr.coef_[0].tolist()
     mean, scale = sc.mean_.tolist(), sc.scale_.tolist()
+    impute = imp.statistics_.tolist()
+    # A dropped column was zeroed before the scaler: its coefficient is 0, so any centre scores the same; the
+    # real training statistics are stored instead, because reason codes judge HIGH / LOW against the mean.
+    clipped = clip.transform(train_matrix[:, :p])
+    for j in dropped:
+        col = clipped[:, j][np.isfinite(clipped[:, j])]
+        if len(col):
+            mean[j], impute[j] = float(col.mean()), float(np.median(col))
+            scale[j] = float(col.std()) or 1.0
     numeric = []
     for j, feat in enumerate(features.NUMERIC):
         indicator = None
@@ -193,8 +280,9 @@ def export(pipe: Pipeline, train_matrix: np.ndarray) -> dict[str, Any]:
             k = p + ind_cols.index(j)
             indicator = {"mean": mean[k], "scale": scale[k], "coef": coef[k]}
         numeric.append({"name": feat.name, "group": feat.group, "sources": list(feat.sources),
-                        "impute": float(imp.statistics_[j]), "mean": mean[j], "scale": scale[j], "coef": coef[j],
-                        "indicator": indicator})
+                        "impute": impute[j], "mean": mean[j], "scale": scale[j], "coef": coef[j],
+                        "indicator": indicator, "range": [float(clip.lo_[j]), float(clip.hi_[j])],
+                        "dropped": j in dropped})
     pos = p + len(ind_cols)
     categorical = []
     for k, feat in enumerate(features.CATEGORICAL):
@@ -297,8 +385,7 @@ def train(path: str | os.PathLike, *, c: float = DEFAULT_C, holdout_share: float
         raise ValueError(f"{path}: {len(data.y)} labelled rows with outcomes {sorted(set(data.y.tolist()))}; "
                          f"need at least {MIN_ROWS} with both good and bad loans")
     train_idx, hold_idx, holdout = split_holdout(data, share=holdout_share, seed=seed)
-    pipe = build_pipeline(c)
-    pipe.fit(data.matrix[train_idx], data.y[train_idx])
+    pipe, monotone = fit_monotone(data.matrix[train_idx], data.y[train_idx], c)
     p = pipe.predict_proba(data.matrix[hold_idx])[:, 1]
     metrics = evaluate(data, hold_idx, p)
     threshold, decisions = decision_threshold(data, hold_idx, p)
@@ -312,7 +399,7 @@ def train(path: str | os.PathLike, *, c: float = DEFAULT_C, holdout_share: float
         "report": {"metrics": metrics, "holdout": holdout, "decision": decisions, "counts": data.counts,
                    "rows_train": int(len(train_idx)), "rows_holdout": int(len(hold_idx))},
         "training": {"estimator": "LogisticRegression", "C": c, "seed": seed, "holdout_share": holdout_share,
-                     "sklearn": sklearn.__version__, "numpy": np.__version__},
+                     "sklearn": sklearn.__version__, "numpy": np.__version__, "monotone": monotone},
         "data": data.fingerprint,
         "created_at": _created_at(),
     }

@@ -18,8 +18,10 @@ bp = Blueprint("meta", __name__)
 def health():
     store = current_app.extensions["risk_model_store"]
     model = store.current()
-    return json_response({"status": "ok", "model_version": model.version, "loaded_at": store.loaded_at,
-                          "last_reload_error": store.last_error})
+    # Public: whether the served model is the file's (ok) or the file could not be loaded (degraded, the old
+    # model keeps serving) and the version; why and where are for GET /api/v1/admin/status.
+    return json_response({"status": "ok" if store.last_error is None else "degraded",
+                          "model_version": model.version})
 
 
 @bp.get("/openapi.json")

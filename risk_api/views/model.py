@@ -1,4 +1,4 @@
-"""GET /api/v1/model (the model card) and POST /api/v1/admin/reload (take up a new artifact now)."""
+"""GET /api/v1/model: the model card."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import logging
 
 from flask import Blueprint, current_app
 
-from risk_api.artifact import ArtifactError
 from risk_api.auth import require_token
-from risk_api.http import json_error, json_response
+from risk_api.http import json_response
 from risk_api.scoring import RISK_BANDS, Model
 
 logger = logging.getLogger(__name__)
@@ -28,11 +27,12 @@ def model_card(model: Model) -> dict:
         "coefficients": {"intercept": a["intercept"], "numeric": a["numeric"], "categorical": a["categorical"]},
         "decision_threshold": model.threshold if threshold is None else threshold,
         "threshold_source": "model" if threshold is None else "RISK_THRESHOLD",
+        "out_of_range": current_app.config["OUT_OF_RANGE"],
         "risk_bands": [{"band": name, "below": None if edge == float("inf") else edge} for edge, name in RISK_BANDS],
         "report": a["report"],
         "training": a["training"],
         "data": a["data"],
-        "reload": store.status(),
+        "reload": store.public_status(),
     }
 
 
@@ -40,15 +40,3 @@ def model_card(model: Model) -> dict:
 @require_token("api")
 def card():
     return json_response(model_card(current_app.extensions["risk_model_store"].current()))
-
-
-@bp.post("/api/v1/admin/reload")
-@require_token("admin")
-def reload():
-    store = current_app.extensions["risk_model_store"]
-    try:
-        previous, model = store.reload()
-    except ArtifactError as exc:
-        return json_error(422, "artifact", f"{exc}; still serving {store.current().version}")
-    return json_response({"model_version": model.version, "previous_version": previous.version,
-                          "changed": model.version != previous.version, "loaded_at": store.loaded_at})

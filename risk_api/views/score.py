@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any
 
-import orjson
 from flask import Blueprint, current_app, request
 
 from risk_api.auth import require_token
+from risk_api.body import BodyTooLarge, parse_json, read_limited
 from risk_api.http import json_error, json_response
 
 logger = logging.getLogger(__name__)
@@ -17,27 +15,23 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("score", __name__)
 
 
-def _parse(data: bytes) -> Any:
-    """orjson first (fast); the stdlib parser only to let NaN / Infinity through, to be rejected per applicant."""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        first = exc
-    try:
-        return json.loads(data)
-    except (ValueError, RecursionError):
-        raise ValueError(f"body is not valid JSON: {first}") from None
-
-
 @bp.post("/api/v1/score")
 @require_token("api")
 def score():
     cfg = current_app.config
-    data = request.get_data(cache=False)          # over MAX_CONTENT_LENGTH: 413 from the error handler
+    limit = cfg["MAX_CONTENT_LENGTH"]
+    try:
+        # Counted as it is read, so a chunked (or otherwise framed) body meets the same limit as a declared length.
+        data = read_limited(request.stream, limit)
+    except BodyTooLarge as exc:
+        return json_error(413, "$", str(exc))
+    coding = request.headers.get("Transfer-Encoding", "").strip().lower()
+    if coding not in ("", "chunked"):
+        return json_error(400, "Transfer-Encoding", f"{coding!r} is not supported: send a Content-Length or chunked")
     if not data.strip():
         return json_error(400, "$", "body is empty: send an applicant object or {\"applicants\": [...]}")
     try:
-        body = _parse(data)
+        body = parse_json(data)
     except ValueError as exc:
         return json_error(400, "$", str(exc))
     if not isinstance(body, dict):
@@ -55,9 +49,9 @@ def score():
         if len(applicants) > cfg["MAX_BATCH"]:
             return json_error(400, "applicants", f"at most {cfg['MAX_BATCH']} applicants per request, "
                                                  f"got {len(applicants)}")
-        results = model.score_records(applicants, threshold)
+        results = model.score_records(applicants, threshold, cfg["OUT_OF_RANGE"])
         return json_response({"model_version": model.version,
                               "threshold": model.threshold if threshold is None else threshold,
                               "results": results})
-    result = model.score_records([body], threshold)[0]
+    result = model.score_records([body], threshold, cfg["OUT_OF_RANGE"])[0]
     return json_response(result, 400 if "error" in result else 200)

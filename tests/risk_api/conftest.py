@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from risk_api.server import error_response
 
 from applicant_api import synthetic
 from applicant_api.lendingclub import iter_records
@@ -56,12 +58,25 @@ def clean_records(small_file) -> list[dict]:
     return [rec for _, rec, _ in iter_records(small_file) if rec is not None]
 
 
+class JsonErrorHandler(WSGIRequestHandler):
+    """werkzeug's request handler, answering its own errors (request line or headers too long) in the API's JSON
+    shape, as the gunicorn workers of risk_api.server do."""
+
+    def send_error(self, code, message=None, explain=None):
+        self.close_connection = True
+        try:
+            reason = self.responses.get(code, ("Error",))[0]
+            self.wfile.write(error_response(code, reason, message or reason))
+        except OSError:
+            pass
+
+
 class LiveServer:
     """A real HTTP server (werkzeug, threaded) around an app, on a free port chosen by the OS."""
 
     def __init__(self, app):
         self.app = app
-        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=JsonErrorHandler)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()

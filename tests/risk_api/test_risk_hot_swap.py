@@ -83,7 +83,9 @@ def test_hot_swap_under_load(serve, tmp_path, two_artifacts, clean_records, toke
         path.write_bytes(b'{"format": "broken"')
         time.sleep(0.3)
         health = api.request("GET", "/health", token=None).json()
-        assert health["model_version"] == swaps[-1] and "not valid JSON" in health["last_reload_error"]
+        assert health == {"status": "degraded", "model_version": swaps[-1]}
+        status = api.request("GET", "/api/v1/admin/status", token=tokens["admin"]).json()
+        assert status["model_version"] == swaps[-1] and "not valid JSON" in status["last_error"]
         resp = api.request("POST", "/api/v1/admin/reload", token=tokens["admin"])
         assert resp.status_code == 422 and "still serving " + swaps[-1] in resp.json()["error"]["reason"]
         time.sleep(0.25)
