@@ -55,3 +55,50 @@ def test_writes_rows_then_returns_events_and_dead_letters_contract_breakers(hbas
         assert row["probability_of_default"] == 0.1 and row["provenance"]["offset"] == 7
     finally:
         conn.close()
+
+
+def _writer(hbase_server, prefix):
+    return DecisionWriter(HBaseSettings(host=hbase_server.host, port=hbase_server.port, table_prefix=prefix))
+
+
+def _read(hbase_server, prefix, app_id):
+    conn = happybase.Connection(hbase_server.host, hbase_server.port, table_prefix=prefix)
+    try:
+        key = layout.row_key(app_id)
+        return layout.decode_main_row(key, conn.table(layout.MAIN_TABLE).row(key))
+    finally:
+        conn.close()
+
+
+def test_a_decision_whose_raw_record_had_no_timestamp_is_saved_at_its_ingest_time(hbase_server):
+    prefix = "s" + uuid.uuid4().hex[:8]
+    batch = decisions(4)
+    batch[0][1]["provenance"]["timestamp_ms"] = -1                  # Kafka's "no timestamp"
+    batch[1][1]["provenance"]["timestamp_ms"] = None
+    batch[2][1]["provenance"]["timestamp_ms"] = -2**40
+    with ThreadPoolExecutor(1) as ex:
+        events, dead = asyncio.run(save_decisions(_writer(hbase_server, prefix), ex, batch, chunk=8, partitions=4,
+                                                  max_original=100000, base=0.05, cap=0.1))
+    assert dead == [] and sorted(int(k) for _, k, _ in events) == [1, 2, 3, 4]
+    for app_id in (1, 2, 3):
+        row = _read(hbase_server, prefix, app_id)
+        assert (row["time_ms"], row["time_source"]) == (10, "ingested")
+        assert row["provenance"]["timestamp_source"] == "ingested"
+    assert _read(hbase_server, prefix, 4)["time_source"] == "kafka"
+
+
+def test_versions_of_one_application_in_one_batch_are_all_kept_and_the_latest_is_current(hbase_server):
+    prefix = "s" + uuid.uuid4().hex[:8]
+    batch = []
+    for seq, offset in ((30, 5), (10, 9), (20, 7), (30, 5)):         # the last one replays the first
+        partition, dec = decisions(1)[0]
+        dec["provenance"].update(seq=seq, offset=offset)
+        dec["applicant"]["annual_inc"] = 1000.0 * seq
+        batch.append((partition, dec))
+    with ThreadPoolExecutor(1) as ex:
+        events, dead = asyncio.run(save_decisions(_writer(hbase_server, prefix), ex, batch, chunk=2, partitions=4,
+                                                  max_original=100000, base=0.05, cap=0.1))
+    assert dead == [] and len(events) == 4
+    row = _read(hbase_server, prefix, 1)
+    assert row["provenance"]["seq"] == 30 and row["applicant"]["annual_inc"] == 30_000.0
+    assert [h["provenance"]["seq"] for h in row["history"]] == [10, 20, 30]
