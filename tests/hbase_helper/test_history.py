@@ -147,3 +147,23 @@ def test_cli_get_shows_the_current_decision_and_the_history(audit_env, store_wri
     assert row["decision"] == "approve" and row["provenance"]["seq"] == 2
     assert [(h["decision"], h["provenance"]["seq"]) for h in row["history"]] == [("decline", 1), ("approve", 2)]
     assert _plain(row["history"][0]) == old
+
+
+def test_a_layout_1_row_is_read_scanned_and_superseded_without_migration(store_writer, store_conn, store_make_decision):
+    old = _version(store_make_decision, 11, seq=1, offset=1, ts=T0 + 5)
+    legacy_index = layout.index_key(11, T0 + 5)
+    store_conn.table(layout.MAIN_TABLE).put(layout.row_key(11), {
+        b"a:applicant": orjson.dumps(old["applicant"]), b"d:decision": b"approve",
+        b"d:result": orjson.dumps({k: old[k] for k in layout.RESULT_FIELDS}),
+        b"m:meta": orjson.dumps({"id": 11, "provenance": old["provenance"], "ingested_at": old["ingested_at"],
+                                 "decided_at": old["decided_at"], "saved_at": 3,
+                                 "index_key": legacy_index.decode()})})
+    store_conn.table(layout.INDEX_TABLE).put(legacy_index, {b"i:decision": b"approve"})
+    assert _plain(get_decision(store_conn, 11)) == old
+    assert [_plain(r) for r in scan_decisions(store_conn, T0, T0 + 100)] == [old]
+    new = _version(store_make_decision, 11, seq=2, offset=2, ts=T0 + 50, decision="decline")
+    store_writer.write([new])
+    row = get_decision(store_conn, 11)
+    assert _plain(row) == new and [_plain(h) for h in row["history"]] == [old, new]
+    assert [_plain(r) for r in scan_decisions(store_conn, T0, T0 + 100)] == [new]
+    assert [_plain(r) for r in scan_decisions(store_conn, T0, T0 + 100, decision="approve")] == []
