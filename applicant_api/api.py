@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, request
 
 from applicant_api import repository
 from applicant_api.fields import MAX_INT, RecordError, clean_record, parse_int
-from applicant_api.body import body_too_large, read_body
+from applicant_api.body import body_too_large, request_body
 from applicant_api.jsonio import error_response, json_response, raw_json_response
 from applicant_api.settings import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
 
@@ -83,7 +83,7 @@ def _records_from_body() -> tuple[list[Any] | None, Any]:
     if not request.is_json:
         return None, error_response(415, "the body must be JSON (Content-Type: application/json)")
     limit = _state().settings.max_body
-    raw = read_body(request.stream, limit)
+    raw = request_body(request, limit)
     if raw is None:
         return None, body_too_large(limit)
     try:

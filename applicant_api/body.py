@@ -5,13 +5,25 @@ from __future__ import annotations
 import logging
 from typing import BinaryIO
 
-from flask import Response
+from flask import Request, Response
 
 from applicant_api.jsonio import error_response
 
 logger = logging.getLogger(__name__)
 
 _READ_SIZE = 64 * 1024
+
+
+def request_body(request: Request, limit: int) -> bytes | None:
+    """The request's body if it is at most ``limit`` bytes, else None (the caller answers 413)."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        return None
+    environ = request.environ
+    # A server that ends the input itself (chunked bodies; gunicorn always) says so with wsgi.input_terminated:
+    # read its stream directly and count here (werkzeug's own wrapper would refuse a body of exactly the limit).
+    stream = environ["wsgi.input"] if environ.get("wsgi.input_terminated") else request.stream
+    return read_body(stream, limit)
 
 
 def read_body(stream: BinaryIO, limit: int) -> bytes | None:
