@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -65,10 +66,11 @@ def run_job(stack: Stack, *, applicants: int, dirty: float, seed: int, keep_runn
         for reject in report.rejects[:5]:
             click.echo(f"  rejected line {reject.line_no}: {reject.reason}", err=True)
 
+        broker_pid = stack.broker.pid()
         with OutcomeTally(stack.broker.bootstrap) as tally:
             up(stack, stack.applications)
             tally.wait_for(imported, stall_timeout=stall_timeout,
-                           on_stall=lambda: _explain_stall(stack))
+                           on_stall=lambda: _explain_stall(stack, broker_pid))
             seconds = time.monotonic() - started
             outcome = tally.snapshot()
 
@@ -101,9 +103,27 @@ def run_job(stack: Stack, *, applicants: int, dirty: float, seed: int, keep_runn
             click.echo("--keep-running: the stack stays up; stop it with `python -m deploy.local down`", err=True)
 
 
-def _explain_stall(stack: Stack) -> str:
-    lines = [svc.status() for svc in stack.services]
+def _explain_stall(stack: Stack, broker_pid: int | None) -> str:
+    """Why the job stalled: the lost applicants by count and sample first, then each service's state."""
+    lines = [lost_report(stack)]
+    now = stack.broker.pid()
+    if now != broker_pid:
+        lines.append(f"the broker was restarted or died during the run (pid {broker_pid}, now {now}): "
+                     "the embedded broker keeps messages in memory only, a restart loses them all.")
+    lines += [svc.status() for svc in stack.services]
     for svc in stack.applications:
         lines.append(f"--- {svc.name} log tail ---\n{svc.tail_log(8)}")
     return "\n".join(lines)
+
+
+def lost_report(stack: Stack) -> str:
+    """deploy.reconcile over the stack: which applicants are lost (count and sample), or that none is."""
+    from deploy.local import stack_env
+    from deploy.reconcile import Sources, reconcile, stall_report
+
+    try:
+        return stall_report(reconcile(Sources.from_env({**os.environ, **stack_env(stack)})))
+    except Exception as exc:  # the stall report must come out whatever is broken
+        logger.exception("reconciliation failed")
+        return f"could not reconcile the store with HBase and the DLQ: {type(exc).__name__}: {exc}"
 

@@ -230,6 +230,22 @@ def stall_report(rec: Reconciliation, sample: int = DEFAULT_SAMPLE) -> str:
 
 # -- command -----------------------------------------------------------------------------------------------------
 
+def _unreachable() -> tuple[type[BaseException], ...]:
+    """The errors of a server that is down or refuses: reported in one line, not as a traceback."""
+    import pymysql
+    from aiokafka.errors import KafkaError
+    from thriftpy2.transport import TTransportException
+
+    return pymysql.err.MySQLError, KafkaError, TTransportException, OSError
+
+
+def _redacted(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return url.replace(parts.password, "***", 1) if parts.password else url
+
+
 @click.command("reconcile")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report (every id) as one JSON object.")
 @click.option("--republish", is_flag=True,
@@ -240,7 +256,7 @@ def stall_report(rec: Reconciliation, sample: int = DEFAULT_SAMPLE) -> str:
 def reconcile_cmd(as_json: bool, republish: bool, sample: int, page_size: int | None) -> None:
     """Compare the applicant store with HBase and the DLQ; name every missing applicant and every id in both.
 
-    Exits 1 when an applicant is missing or in both. Settings come from the environment (MYSQL_URL,
+    Exits 1 when an applicant is missing or in both, 2 when a server could not be read. Settings come from the environment (MYSQL_URL,
     HBASE_HOST, HBASE_PORT, HBASE_TABLE_PREFIX, KAFKA_BROKER, TOPIC_DLQ, RAW_TOPIC, PRODUCER_CHECKPOINT),
     else the local stack's. Run it while nothing is in flight: an applicant between the broker and HBase
     counts as missing. The embedded broker loses every message on a crash; this finds them.
@@ -252,13 +268,17 @@ def reconcile_cmd(as_json: bool, republish: bool, sample: int, page_size: int | 
         sources = Sources.from_env(env)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    rec = reconcile(sources, page_size=page_size)
-    if republish and rec.missing:
-        from deploy.republish import republish_ids
+    try:
+        rec = reconcile(sources, page_size=page_size)
+        if republish:
+            from deploy.republish import republish_ids
 
-        rec.republished = republish_ids(rec.missing, mysql_url=sources.mysql_url, env=env)
-    elif republish:
-        rec.republished = 0
+            rec.republished = republish_ids(rec.missing, mysql_url=sources.mysql_url, env=env) if rec.missing else 0
+    except _unreachable() as exc:
+        error = click.ClickException(f"{type(exc).__name__}: {exc} (store {_redacted(sources.mysql_url)}, "
+                                     f"HBase {sources.hbase.address}, broker {sources.bootstrap})")
+        error.exit_code = 2  # could not check: not the same as "something is missing"
+        raise error from None
     if as_json:
         click.echo(rec.to_json())
     else:

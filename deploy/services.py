@@ -204,6 +204,7 @@ class Service:
                 while pid_alive(pid):
                     self._reap()
                     time.sleep(0.05)
+            self._wait_released(pid)
             stopped = True
         self._reap()
         self.pid_file.unlink(missing_ok=True)
@@ -217,6 +218,20 @@ class Service:
             while pid_alive(pid):
                 self._reap()
                 time.sleep(0.02)
+            self._wait_released(pid)
+
+    def _wait_released(self, pid: int, timeout: float = 5.0) -> None:
+        """Wait until the killed process's port is free: its leader shows as a zombie while the other threads
+        are still exiting with the listening socket open, and a restart at that moment finds the port taken."""
+        proc = getattr(self, "_proc", None)
+        if proc is not None and proc.pid == pid:
+            try:
+                proc.wait(timeout)  # returns once the whole thread group is gone
+            except subprocess.TimeoutExpired:
+                pass
+        deadline = time.monotonic() + timeout
+        while self.port is not None and port_open(self.host, self.port, 0.1) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def _reap(self) -> None:
         proc = getattr(self, "_proc", None)

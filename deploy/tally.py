@@ -132,5 +132,6 @@ class OutcomeTally:
                     return
                 if time.monotonic() - last_change > stall_timeout:
                     raise click.ClickException(
-                        f"no progress for {stall_timeout:.0f}s at {done}/{expected} applicants:\n{on_stall()}")
+                        f"stalled at {done:,}/{expected:,} applicants (none accounted for in {stall_timeout:.0f}s): "
+                        f"{on_stall()}")
                 time.sleep(0.2)
