@@ -119,9 +119,10 @@ class OutcomeTally:
         with tqdm(total=expected, unit="applicant", desc="decided", dynamic_ncols=True,
                   disable=None) as bar:
             while True:
-                if self._error is not None:
-                    raise RuntimeError(f"outcome tally failed: {self._error!r}")
                 done = self.accounted()
+                if self._error is not None:
+                    raise click.ClickException(f"the outcome tally failed ({self._error!r}) at {done:,}/"
+                                               f"{expected:,} applicants: {on_stall()}")
                 if done != last:
                     bar.update(done - last)
                     last, last_change = done, time.monotonic()

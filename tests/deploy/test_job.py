@@ -35,3 +35,60 @@ def test_run_reconciles_and_stops_everything(tmp_path):
     assert not list((tmp_path / "run").glob("*.pid"))
     for name in PORT_VARS[:5]:
         assert not port_open("127.0.0.1", int(env[name])), name
+
+
+def test_a_broker_crash_mid_run_is_reported_as_lost_applicants_by_id(tmp_path):
+    """kill -9 of the broker mid-run, then `up`: the job stalls and names the lost applicants (count and
+    sample), the same ones `reconcile` finds afterwards."""
+    import re
+    import signal
+    import time
+
+    from hbase_helper.writer import count_rows
+    from topology.process import wait_for
+
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, CREDIT_RUN_DIR=str(run_dir), WORKERS="1")
+    env.update({name: str(free_port()) for name in PORT_VARS})
+    job = subprocess.Popen([sys.executable, "-m", "deploy.local", "run", "--applicants", "8000", "--dirty", "0",
+                            "--seed", "5", "--timeout", "20"], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        def some_saved() -> bool:
+            assert job.poll() is None, job.communicate()[1][-3000:]
+            try:
+                return count_rows(host="127.0.0.1", port=int(env["HBASE_PORT"])) > 0
+            except Exception:  # the HBase server or its table is not there yet
+                return False
+        wait_for(some_saved, 180, interval=0.05, what="the first decisions in HBase")
+        os.kill(int((run_dir / "broker.pid").read_text()), signal.SIGKILL)
+        time.sleep(0.5)
+        subprocess.run([sys.executable, "-m", "deploy.local", "up", "--infra-only"], env=env, check=True,
+                       capture_output=True, timeout=120)
+        out, err = job.communicate(timeout=300)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+    assert job.returncode == 1, err[-3000:]
+    found = re.search(r"stalled at [\d,]+/([\d,]+) applicants .*?: ([\d,]+) applicants are lost: .*?e\.g\. ([\d, .()a-z]+)\.",
+                      err, re.S)
+    assert found, err[-3000:]
+    lost_count = int(found.group(2).replace(",", ""))
+    sample = [int(i) for i in re.findall(r"\d+", found.group(3).split("...")[0])]
+    assert 0 < lost_count < int(found.group(1).replace(",", ""))
+    assert "memory only" in err and "reconcile --republish" in err
+    assert "the broker was restarted or died during the run" in err
+
+    # The job stopped everything; with the servers back, reconcile names the same applicants.
+    try:
+        subprocess.run([sys.executable, "-m", "deploy.local", "up", "--infra-only"], env=env, check=True,
+                       capture_output=True, timeout=120)
+        proc = subprocess.run([sys.executable, "-m", "deploy", "reconcile", "--json"], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 1, proc.stderr[-2000:]
+        report = json.loads(proc.stdout)
+        assert report["lost_count"] == lost_count and report["lost"][:len(sample)] == sample
+    finally:
+        subprocess.run([sys.executable, "-m", "deploy.local", "down"], env=env, capture_output=True, timeout=120)
+    assert not list(run_dir.glob("*.pid"))
