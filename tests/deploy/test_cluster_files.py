@@ -107,7 +107,7 @@ def _is_environ(node: ast.AST) -> bool:
 
 def env_reads(paths) -> set[str]:
     """Names the code reads from the environment: environ/env .get/[...], getenv, the settings helpers'
-    ``_env/_get/get("NAME", ...)``, click ``envvar=``, and ``*ENV*`` name maps (field -> variable)."""
+    ``_env/_get/_choice/get("NAME", ...)``, click ``envvar=``, and ``*ENV*`` name maps (field -> variable)."""
     names: set[str] = set()
     for path in paths:
         for node in ast.walk(ast.parse(Path(path).read_text(), str(path))):
@@ -116,7 +116,7 @@ def env_reads(paths) -> set[str]:
                 func = node.func
                 if isinstance(func, ast.Attribute) and func.attr in ("get", "getenv") and _is_environ(func.value):
                     names.update(strings[:1])
-                elif isinstance(func, ast.Name) and func.id in ("_env", "_get", "get", "getenv"):
+                elif isinstance(func, ast.Name) and func.id in ("_env", "_get", "_choice", "get", "getenv"):
                     names.update(strings)
                 names.update(k.value.value for k in node.keywords
                              if k.arg == "envvar" and isinstance(k.value, ast.Constant))
