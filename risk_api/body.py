@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 import logging
 import re
 from typing import IO, Any
@@ -55,3 +56,27 @@ def parse_json(data: bytes) -> Any:
         raise ValueError("body is not valid JSON: nested too deeply") from None
     except ValueError as exc:                   # JSONDecodeError, or an integer of more than 4300 digits
         raise ValueError(f"body is not valid JSON: {first or exc}") from None
+
+
+def exact_ids(data: bytes, body: Any) -> None:
+    """Replace, in place, every applicant id that was parsed as a float by its exact Decimal read from ``data``.
+
+    ``body`` is ``parse_json(data)``: one applicant object or {"applicants": [...]}. Only runs when such an id is
+    present (rare), as it parses the body a second time.
+    """
+    records = _records(body)
+    if not any(type(r) is dict and type(r.get("id")) is float for r in records):
+        return
+    try:
+        exact = _records(json.loads(data.decode("utf-8"), parse_float=Decimal))
+    except RecursionError:
+        raise ValueError("body is not valid JSON: nested too deeply") from None
+    for rec, twin in zip(records, exact):
+        if type(rec) is dict and type(rec.get("id")) is float and type(twin) is dict:
+            rec["id"] = twin.get("id")
+
+
+def _records(body: Any) -> list:
+    if type(body) is dict and type(body.get("applicants")) is list:
+        return body["applicants"]
+    return [body] if type(body) is dict else []

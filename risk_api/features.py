@@ -323,7 +323,7 @@ def _extract(records: Sequence[Any]) -> Batch:
 
     _validate_numbers(raw, value, errors)
     matrix = np.empty((n, len(FEATURE_NAMES)), dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for j, feat in enumerate(NUMERIC):
             matrix[:, j] = feat.compute(raw)
     # Fields without an upper bound (revol_bal, counts...) may hold absurd but finite values; capping them keeps

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from decimal import Decimal
 from typing import Any
 
 from applicant_api.fields import MAX_INT
@@ -19,20 +20,31 @@ ID_PATTERN = "^[1-9][0-9]{0,17}$"
 _ID_STRING = re.compile("[1-9][0-9]{0,17}")
 
 
-def check_id(value: Any) -> str | None:
-    """None when ``value`` is a usable id (or absent), else the reason it is not."""
+def parse_id(value: Any) -> tuple[int | str | None, str | None]:
+    """(the id to echo, None) for a usable id or none at all; (None, the reason) otherwise.
+
+    A JSON number with a fraction part or exponent reaches here as a Decimal (risk_api.body.exact_ids: read from
+    the text, never through a float) and is accepted when it is a whole number in range ("7.0" -> 7); a float
+    (from a Python caller) is refused, as it may already be rounded.
+    """
     kind = type(value)
     if value is None or (kind is int and MIN_ID <= value <= MAX_ID):
-        return None
+        return value, None
     if kind is int:
-        return f"must be between {MIN_ID} and {MAX_ID}"
+        return None, f"must be between {MIN_ID} and {MAX_ID}"
     if kind is str:
         if _ID_STRING.fullmatch(value):
-            return None
-        return ("must be an integer, or a string of 1 to 18 ASCII decimal digits without a leading zero "
-                "(send larger ids as JSON integers)")
+            return value, None
+        return None, ("must be an integer, or a string of 1 to 18 ASCII decimal digits without a leading zero "
+                      "(send larger ids as JSON integers)")
+    if kind is Decimal:
+        if not value.is_finite() or value != value.to_integral_value():
+            return None, "must be a whole number"
+        if not MIN_ID <= value <= MAX_ID:
+            return None, f"must be between {MIN_ID} and {MAX_ID}"
+        return int(value), None
     if kind is bool:
-        return "must be an integer, got a boolean"
+        return None, "must be an integer, got a boolean"
     if kind is float:
-        return "must be an integer written without a decimal point or exponent"
-    return f"must be an integer or a string of ASCII decimal digits, got {kind.__name__}"
+        return None, "must be an integer (a float may have been rounded)"
+    return None, f"must be an integer or a string of ASCII decimal digits, got {kind.__name__}"

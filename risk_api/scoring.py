@@ -12,7 +12,7 @@ import numpy as np
 
 from risk_api import features, reasons
 from risk_api.artifact import ArtifactError
-from risk_api.ids import check_id
+from risk_api.ids import MAX_ID, MIN_ID, parse_id
 
 logger = logging.getLogger(__name__)
 
@@ -247,10 +247,15 @@ class Model:
         batch = features.extract(records)
         ids = [_id_of(r) for r in records]
         for i, v in enumerate(ids):
-            if v is not None and (why := check_id(v)) is not None:
-                batch.errors[i] = {"field": "id", "reason": why}     # the id first: it names the applicant
+            if v is not None and type(v) is not int:
+                ids[i], why = parse_id(v)                           # None when unusable: never echoed
+                if why is not None:
+                    batch.errors[i] = {"field": "id", "reason": why}     # the id first: it names the applicant
+                    batch.ok[i] = False
+            elif v is not None and not MIN_ID <= v <= MAX_ID:
+                ids[i] = None
+                batch.errors[i] = {"field": "id", "reason": parse_id(v)[1]}
                 batch.ok[i] = False
-                ids[i] = None                                       # never echo an unusable id
         ok_rows = np.flatnonzero(batch.ok)
         m = batch.matrix if len(ok_rows) == len(records) else batch.matrix[ok_rows]
         p = self.probabilities(m)
@@ -285,7 +290,7 @@ def _gc_paused():
 
 
 def _id_of(record: Any) -> Any:
-    """The record's ``id`` as sent (checked by ids.check_id before it is echoed)."""
+    """The record's ``id`` as sent (checked by ids.parse_id before it is echoed)."""
     if type(record) is dict or isinstance(record, Mapping):
         return record.get("id")
     return None

@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, current_app, request
 
 from risk_api.auth import require_token
-from risk_api.body import BodyTooLarge, parse_json, read_limited
+from risk_api.body import BodyTooLarge, exact_ids, parse_json, read_limited
 from risk_api.http import json_error, json_response
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ def score():
         return json_error(400, "$", "body is empty: send an applicant object or {\"applicants\": [...]}")
     try:
         body = parse_json(data)
+        exact_ids(data, body)
     except ValueError as exc:
         return json_error(400, "$", str(exc))
     if not isinstance(body, dict):
