@@ -3,7 +3,11 @@
 HBase down or slow: the write is retried with backoff forever and the stream
 waits. A decision that breaks the writer's contract (DecisionError, nothing
 written) cannot be fixed by a retry: it is dead-lettered (stage "save") and
-the rest of its batch is written.
+the rest of its batch is written. A raw record without a usable timestamp
+(Kafka's -1, negative, missing) is not such a breach: it is saved at its
+ingest time. Every decision is added to its application's history in HBase;
+the current one is the latest raw record (hbase_helper.layout), whatever
+order the save actors write in.
 """
 
 from __future__ import annotations
