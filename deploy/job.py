@@ -104,15 +104,17 @@ def run_job(stack: Stack, *, applicants: int, dirty: float, seed: int, keep_runn
 
 
 def _explain_stall(stack: Stack, broker_pid: int | None) -> str:
-    """Why the job stalled: the lost applicants by count and sample first, then each service's state."""
-    lines = [lost_report(stack)]
+    """Why the job stalled: each service's state and log tail, then (last, where the eye lands) the lost
+    applicants by count and sample."""
+    lines = [svc.status() for svc in stack.services]
+    for svc in stack.applications:
+        lines.append(f"--- {svc.name} log tail ---\n{svc.tail_log(8)}")
+    lines.append("--- reconciliation ---")
     now = stack.broker.pid()
     if now != broker_pid:
         lines.append(f"the broker was restarted or died during the run (pid {broker_pid}, now {now}): "
                      "the embedded broker keeps messages in memory only, a restart loses them all.")
-    lines += [svc.status() for svc in stack.services]
-    for svc in stack.applications:
-        lines.append(f"--- {svc.name} log tail ---\n{svc.tail_log(8)}")
+    lines.append(lost_report(stack))
     return "\n".join(lines)
 
 

@@ -220,8 +220,9 @@ def stall_report(rec: Reconciliation, sample: int = DEFAULT_SAMPLE) -> str:
     if rec.lost:
         return (f"{len(rec.lost):,} applicants are lost: the producer published them (its checkpoint is past "
                 f"them) but they are in neither HBase nor the DLQ, e.g. {_sample(rec.lost, sample)}. The embedded "
-                "broker keeps messages in memory only: a broker crash or restart loses them. Resend them with "
-                "`python -m deploy reconcile --republish` (the stack must be up: `run --keep-running`).")
+                "broker keeps messages in memory only: a broker crash or restart loses them. The store and HBase "
+                "keep theirs: resend them with `python -m deploy.local up` then "
+                "`python -m deploy reconcile --republish`.")
     if rec.missing:
         return (f"{len(rec.missing):,} applicants are not published yet (beyond the producer's checkpoint), "
                 f"e.g. {_sample(rec.missing, sample)}: look at the producer and the applicant API.")

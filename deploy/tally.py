@@ -122,7 +122,7 @@ class OutcomeTally:
                 done = self.accounted()
                 if self._error is not None:
                     raise click.ClickException(f"the outcome tally failed ({self._error!r}) at {done:,}/"
-                                               f"{expected:,} applicants: {on_stall()}")
+                                               f"{expected:,} applicants:\n{on_stall()}")
                 if done != last:
                     bar.update(done - last)
                     last, last_change = done, time.monotonic()
@@ -133,6 +133,6 @@ class OutcomeTally:
                     return
                 if time.monotonic() - last_change > stall_timeout:
                     raise click.ClickException(
-                        f"stalled at {done:,}/{expected:,} applicants (none accounted for in {stall_timeout:.0f}s): "
+                        f"stalled at {done:,}/{expected:,} applicants (none accounted for in {stall_timeout:.0f}s):\n"
                         f"{on_stall()}")
                 time.sleep(0.2)
