@@ -1,4 +1,4 @@
-"""The local stack: `python -m deploy.local up | down | status | run` on 127.0.0.1."""
+"""The local stack: `python -m deploy.local up | down | status | env | run | reconcile` on 127.0.0.1."""
 
 from __future__ import annotations
 
