@@ -24,7 +24,8 @@ DEFAULT_SOURCE = "api"
 SOURCE_PATTERN = re.compile(r"[A-Za-z0-9_.:\-]{1,64}", re.ASCII)   # always fullmatch
 MAX_SEQ = 2**64 - 1        # seq is BIGINT UNSIGNED
 MIN_ID, MAX_ID = 1, MAX_INT
-_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+# An integer in a URL: ASCII digits, and a zero fraction is allowed ("42.0" is the integer 42, as in JSON Schema).
+_URL_INT = re.compile(r"([0-9]+)(?:\.0+)?", re.ASCII)
 
 
 def _state():
@@ -33,15 +34,23 @@ def _state():
 
 def _query_int(name: str, default: int, lo: int, hi: int) -> tuple[int | None, dict | None]:
     raw = request.args.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default, None
-    if not _DIGITS.fullmatch(raw):   # no spaces, signs or other scripts' digits in a query parameter
-        return None, {"field": name, "reason": f"must be a whole number in ASCII decimal digits 0-9, "
-                                               f"got {raw[:40]!r}"}
+    value, reason = _url_int(raw, lo, hi)
+    if reason:
+        return None, {"field": name, "reason": reason}
+    return value, None
+
+
+def _url_int(raw: str, lo: int, hi: int) -> tuple[int | None, str | None]:
+    """(the integer, None) or (None, the reason): no spaces, signs, exponents or other scripts' digits."""
+    m = _URL_INT.fullmatch(raw)
+    if m is None:
+        return None, f"must be a whole number in ASCII decimal digits 0-9, got {raw[:40]!r}"
     try:
-        return parse_int(raw, lo=lo, hi=hi), None
+        return parse_int(m.group(1), lo=lo, hi=hi), None
     except ValueError as exc:
-        return None, {"field": name, "reason": str(exc)}
+        return None, str(exc)
 
 
 @bp.get("")
@@ -63,14 +72,10 @@ def list_applicants():
 
 
 @bp.get("/<applicant_id>")
-def get_applicant(applicant_id: str):
-    if not _DIGITS.fullmatch(applicant_id):
-        return error_response(400, "invalid applicant id", [
-            {"field": "id", "reason": f"must be a whole number in ASCII decimal digits 0-9, got {applicant_id[:40]!r}"}])
-    try:
-        applicant_id = parse_int(applicant_id, lo=MIN_ID, hi=MAX_ID)
-    except ValueError as exc:
-        return error_response(400, "invalid applicant id", [{"field": "id", "reason": str(exc)}])
+def get_applicant(applicant_id):
+    applicant_id, reason = _url_int(applicant_id, MIN_ID, MAX_ID)
+    if reason:
+        return error_response(400, "invalid applicant id", [{"field": "id", "reason": reason}])
     with _state().pool.connection() as conn:
         text = repository.one(conn, applicant_id)
     if text is None:
@@ -95,7 +100,9 @@ def _records_from_body() -> tuple[list[Any] | None, Any]:
         return None, error_response(400, "the list of applicants is empty")
     limit = _state().settings.max_post_records
     if len(items) > limit:
-        return None, error_response(413, f"at most {limit} applicants per request, got {len(items)}")
+        # a documented maxItems, like any other schema rule: 400 (413 is for bytes)
+        return None, error_response(400, f"at most {limit} applicants per request, got {len(items)}; nothing was stored",
+                                    [{"field": "$", "reason": f"must hold at most {limit} applicants"}])
     return items, None
 
 

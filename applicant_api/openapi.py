@@ -7,7 +7,10 @@ from typing import Any
 
 from flask import Blueprint, current_app
 
-from applicant_api.fields import FIELDS, GRADES, MAX_TEXT, Field
+from applicant_api.api import MAX_ID, MAX_SEQ, MIN_ID
+from applicant_api.fields import FIELDS, GRADES, MAX_INT, MAX_TEXT, Field
+from applicant_api.gunicorn_conf import limit_request_field_size, limit_request_fields, limit_request_line
+from applicant_api.input_schema import applicant_input_schema
 from applicant_api.jsonio import dumps, raw_json_response
 from applicant_api.settings import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, Settings
 
@@ -33,7 +36,7 @@ def _stored_schema(field: Field) -> dict[str, Any]:
     """The schema of a field as the API returns it (cleaned, canonical JSON types)."""
     kind = field.kind
     if kind == "int":
-        schema = {"type": "integer", **_range(field)}
+        schema = {"type": "integer", **_range(field), "maximum": MAX_INT}
     elif kind in ("float", "percent"):
         schema = {"type": "number", **_range(field)}
         if kind == "percent":
@@ -59,24 +62,25 @@ def _stored_schema(field: Field) -> dict[str, Any]:
     return schema
 
 
-def _input_schema(field: Field) -> dict[str, Any]:
-    """The schema of a posted field: canonical JSON values or the LendingClub text forms the cleaner accepts."""
-    kind = field.kind
-    if kind in ("int", "float", "percent"):
-        schema = {"type": ["number", "string"], **_range(field)}
-    elif kind in ("term", "emp_length"):
-        schema = {"type": ["integer", "string"]}
-    elif kind == "text":
-        schema = {"type": ["string", "number"]}
-    else:
-        schema = {"type": "string"}
-    if not field.required:
-        schema["type"] = schema["type"] + ["null"] if isinstance(schema["type"], list) else [schema["type"], "null"]
-    return schema
+def _error_response(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": description,
+                           "content": {"application/json": {"schema": {"$ref": _REF + "Error"}}}}
+    if headers:
+        out["headers"] = headers
+    return out
 
 
-def _error_response(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": _REF + "Error"}}}}
+_ALLOW = {"Allow": {"description": "the methods this path supports", "required": True,
+                    "schema": {"type": "string"}}}
+_CHALLENGE = {"WWW-Authenticate": {"description": "Bearer realm", "required": True, "schema": {"type": "string"}}}
+_RETRY = {"Retry-After": {"description": "seconds", "required": True, "schema": {"type": "string"}}}
+# Answered by the HTTP server before the app (JSON all the same: devserver.JsonErrorRequestHandler, gunicorn_conf).
+_SERVER_ERRORS = {
+    "405": _error_response("this path does not support the method", _ALLOW),
+    "414": _error_response(f"the request line is too long (gunicorn: over {limit_request_line} bytes)"),
+    "431": _error_response(f"too many headers (over {limit_request_fields}) or one too long "
+                           f"(gunicorn: over {limit_request_field_size} bytes)"),
+}
 
 
 def _json(description: str, schema_name: str) -> dict[str, Any]:
@@ -91,7 +95,8 @@ def build_spec(settings: Settings) -> dict[str, Any]:
         "type": "object",
         "description": "An application record as stored: every field, plus its paging sequence, source and time.",
         "properties": {
-            "seq": {"type": "integer", "minimum": 1, "description": "paging sequence (ascending insert order)"},
+            "seq": {"type": "integer", "minimum": 1, "maximum": MAX_SEQ,
+                    "description": "paging sequence (ascending insert order)"},
             **{f.name: _stored_schema(f) for f in FIELDS},
             "source": {"type": "string", "maxLength": 64},
             "created_at": {"type": "string", "format": "date-time", "description": "ISO 8601, UTC"},
@@ -99,17 +104,7 @@ def build_spec(settings: Settings) -> dict[str, Any]:
         "required": ["seq", *field_names, "source", "created_at"],
         "additionalProperties": False,
     }
-    applicant_input = {
-        "type": "object",
-        "description": ("A new application. Values may be canonical JSON (12.39, 36) or the LendingClub export "
-                        "text forms (\" 12.39%\", \" 36 months\", \"10+ years\", \"Dec-2014\"). Unknown keys are "
-                        "ignored. Empty strings count as missing."),
-        "properties": {
-            **{f.name: _input_schema(f) for f in FIELDS},
-            "source": {"type": "string", "pattern": "^[A-Za-z0-9_.:\\-]{1,64}$", "default": "api"},
-        },
-        "required": [f.name for f in FIELDS if f.required and f.default is None],
-    }
+    applicant_input = applicant_input_schema()
     field_error = {
         "type": "object",
         "properties": {
@@ -135,7 +130,7 @@ def build_spec(settings: Settings) -> dict[str, Any]:
         "type": "object",
         "properties": {
             "applicants": {"type": "array", "items": {"$ref": _REF + "Applicant"}, "maxItems": MAX_PAGE_LIMIT},
-            "next_after": {"type": ["integer", "null"],
+            "next_after": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_SEQ,
                            "description": "seq of the last applicant on this page (pass as `after` for the next "
                                           "page); null when the page is empty (keep your cursor and poll again)"},
             "count": {"type": "integer", "minimum": 0},
@@ -149,7 +144,8 @@ def build_spec(settings: Settings) -> dict[str, Any]:
             "created": {"type": "integer", "minimum": 1},
             "applicants": {"type": "array", "items": {
                 "type": "object",
-                "properties": {"id": {"type": "integer"}, "seq": {"type": "integer", "minimum": 1}},
+                "properties": {"id": {"type": "integer", "minimum": MIN_ID, "maximum": MAX_ID},
+                               "seq": {"type": "integer", "minimum": 1, "maximum": MAX_SEQ}},
                 "required": ["id", "seq"], "additionalProperties": False}},
         },
         "required": ["created", "applicants"],
@@ -162,14 +158,19 @@ def build_spec(settings: Settings) -> dict[str, Any]:
         "required": ["status", "database"],
         "additionalProperties": False,
     }
-    unauthorized = _error_response("missing or wrong bearer token")
-    unavailable = _error_response("the database is unavailable; retry later (Retry-After)")
+    unauthorized = _error_response("missing or wrong bearer token", _CHALLENGE)
+    unavailable = _error_response("the database is unavailable or busy; retry later", _RETRY)
     auth_responses = {"401": unauthorized} if settings.auth else {}
+    common = {**auth_responses, **_SERVER_ERRORS}
     spec: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "Applicant API", "version": API_VERSION,
                  "description": "Loan applicants (LendingClub schema) stored in MySQL: keyset-paged reads for the "
-                                "producer, lookups by id, and submission of new applications."},
+                                "producer, lookups by id, and submission of new applications. Every error body "
+                                "is JSON of the Error shape, including 404, 405 (with Allow), 413, 414 and 431. "
+                                f"A POST body is at most {settings.max_body} bytes whatever its transfer encoding "
+                                f"(chunked included) and holds at most {settings.max_post_records} applicants.",
+                 "x-max-body-bytes": settings.max_body, "x-max-post-records": settings.max_post_records},
         "paths": {
             "/api/v1/applicants": {
                 "get": {
@@ -177,15 +178,15 @@ def build_spec(settings: Settings) -> dict[str, Any]:
                     "summary": "A page of applicants with seq > after, in seq order",
                     "parameters": [
                         {"name": "after", "in": "query", "required": False,
-                         "schema": {"type": "integer", "minimum": 0, "default": 0},
-                         "description": "cursor: return applicants with a larger seq"},
+                         "schema": {"type": "integer", "minimum": 0, "maximum": MAX_SEQ, "default": 0},
+                         "description": "cursor: return applicants with a larger seq (ASCII digits)"},
                         {"name": "limit", "in": "query", "required": False,
                          "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_LIMIT,
                                     "default": DEFAULT_PAGE_LIMIT}},
                     ],
                     "responses": {"200": _json("a page", "Page"),
-                                  "400": _error_response("bad query parameters"),
-                                  **auth_responses, "503": unavailable,
+                                  "400": _error_response("bad query parameters (each with field and reason)"),
+                                  **common, "503": unavailable,
                                   "default": _error_response("any other error")},
                 },
                 "post": {
@@ -197,14 +198,17 @@ def build_spec(settings: Settings) -> dict[str, Any]:
                          "maxItems": settings.max_post_records},
                     ]}}}},
                     "responses": {
-                        "201": _json("stored; ids with their sequence numbers", "Created"),
-                        "400": _error_response("invalid JSON or invalid fields (every error with index, field "
-                                               "and reason); nothing stored"),
-                        **auth_responses,
+                        "201": {**_json("stored; ids with their sequence numbers", "Created"),
+                                "links": {"GetCreatedApplicant": {
+                                    "operationId": "getApplicant",
+                                    "parameters": {"id": "$response.body#/applicants/0/id"},
+                                    "description": "the first stored applicant, by id"}}},
+                        "400": _error_response("invalid JSON, more than the most applicants per request, or invalid "
+                                               "fields (every error with index, field and reason); nothing stored"),
+                        **common,
                         "409": _error_response("an id exists already or repeats in the request; nothing stored"),
-                        "413": _error_response(f"body larger than {settings.max_body} bytes or more than "
-                                               f"{settings.max_post_records} applicants"),
-                        "415": _error_response("the body is not JSON"),
+                        "413": _error_response(f"body larger than {settings.max_body} bytes (declared or chunked)"),
+                        "415": _error_response("the body is not JSON (Content-Type: application/json)"),
                         "503": unavailable,
                         "default": _error_response("any other error"),
                     },
@@ -215,9 +219,12 @@ def build_spec(settings: Settings) -> dict[str, Any]:
                     "operationId": "getApplicant",
                     "summary": "One applicant by application id",
                     "parameters": [{"name": "id", "in": "path", "required": True,
-                                    "schema": {"type": "integer", "minimum": 0}}],
+                                    "schema": {"type": "integer", "minimum": MIN_ID, "maximum": MAX_ID},
+                                    "description": "application id in ASCII digits"}],
                     "responses": {"200": _json("the applicant", "Applicant"),
-                                  **auth_responses,
+                                  "400": _error_response("the id is not a whole number from "
+                                                         f"{MIN_ID} to {MAX_ID} in ASCII digits"),
+                                  **common,
                                   "404": _error_response("no applicant with this id"),
                                   "503": unavailable,
                                   "default": _error_response("any other error")},
@@ -229,7 +236,8 @@ def build_spec(settings: Settings) -> dict[str, Any]:
                     "summary": "Liveness and database check (no authentication)",
                     "security": [],
                     "responses": {"200": _json("healthy", "Health"),
-                                  "503": _json("the database does not answer", "Health")},
+                                  **_SERVER_ERRORS,
+                                  "503": {**_json("the database does not answer", "Health"), "headers": _RETRY}},
                 },
             },
             "/openapi.json": {
@@ -238,7 +246,7 @@ def build_spec(settings: Settings) -> dict[str, Any]:
                     "summary": "This document",
                     "responses": {"200": {"description": "the OpenAPI document",
                                           "content": {"application/json": {"schema": {"type": "object"}}}},
-                                  **auth_responses},
+                                  **common},
                 },
             },
         },
