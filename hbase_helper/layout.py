@@ -228,6 +228,8 @@ def kafka_time(prov: Mapping[str, Any]) -> int | None:
 def created_time(prov: Mapping[str, Any]) -> int | None:
     """The applicant store's ``created_at`` (epoch ms or ISO-8601, UTC when no offset), or None."""
     value = prov.get("created_at")
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 13:
+        value = int(value)
     if _is_int(value):
         ms = value
     elif isinstance(value, str) and 10 <= len(value) <= 40:

@@ -146,6 +146,10 @@ def test_index_key_is_the_same_for_every_copy_of_one_application_version(store_m
     again["provenance"].update(created_at=created, offset=original["provenance"]["offset"] + 500)
     assert layout.encode_index_row(original)[0] == layout.encode_index_row(again)[0]
     assert layout.entry_time(again) == (1_717_243_200_250, "created")
+    for same in ("2024-06-01T12:00:00.250", "2024-06-01T14:00:00.250+02:00", 1_717_243_200_250, "1717243200250"):
+        assert layout.created_time({"created_at": same}) == 1_717_243_200_250
+    for unusable in ("yesterday", "", "2024-13-01T00:00:00Z", -5, 10**13, "99999999999999", None, 1.5, "²"):
+        assert layout.created_time({"created_at": unusable}) is None
     assert layout.encode_main_row(original, 1)[1].keys() != layout.encode_main_row(again, 1)[1].keys()
     # a resubmission (new seq) is a new version: its own index row
     resubmitted = store_make_decision(9, raw_ts=1_000_000)
