@@ -49,7 +49,9 @@ class Reconciliation:
 
     @property
     def lost(self) -> list[int]:
-        """Missing applicants the producer had published (its checkpoint is past them): the broker lost them."""
+        """Missing applicants the producer had published (its checkpoint is past them): the broker lost them.
+
+        Without a checkpoint to read, every missing applicant counts as lost."""
         pending = set(self.unpublished)
         return [i for i in self.missing if i not in pending]
 
@@ -218,8 +220,10 @@ def describe(rec: Reconciliation, sample: int = DEFAULT_SAMPLE) -> list[str]:
 def stall_report(rec: Reconciliation, sample: int = DEFAULT_SAMPLE) -> str:
     """What the main job says on a stall: the lost ids by count and sample, or why nothing is lost."""
     if rec.lost:
-        return (f"{len(rec.lost):,} applicants are lost: the producer published them (its checkpoint is past "
-                f"them) but they are in neither HBase nor the DLQ, e.g. {_sample(rec.lost, sample)}. The embedded "
+        how = ("the producer published them (its checkpoint is past them) but" if rec.producer_checkpoint is not None
+               else "(no producer checkpoint was found to tell lost from not yet published)")
+        return (f"{len(rec.lost):,} applicants are lost: {how} they are in neither HBase nor the DLQ, "
+                f"e.g. {_sample(rec.lost, sample)}. The embedded "
                 "broker keeps messages in memory only: a broker crash or restart loses them. The store and HBase "
                 "keep theirs: resend them with `python -m deploy.local up` then "
                 "`python -m deploy reconcile --republish`.")

@@ -48,6 +48,10 @@ def test_an_empty_or_complete_pipeline_reconciles():
     assert rec.reconciled and rec.missing == [] and rec.both == []
     assert "missing: none" in "\n".join(describe(rec))
     assert stall_report(rec).startswith("nothing is lost")
+    unknown = compare(pages([(1, 1), (2, 2)], 2), [1], [], store_max_seq=2)
+    assert unknown.lost == [2] and "no producer checkpoint was found" in stall_report(unknown)
+    pending = compare(pages([(1, 1), (2, 2)], 2), [1], [], store_max_seq=2, producer_checkpoint=1)
+    assert pending.lost == [] and stall_report(pending).startswith("1 applicants are not published yet")
 
 
 @settings(max_examples=200, deadline=None)
