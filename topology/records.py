@@ -26,7 +26,7 @@ from topology.codec import dumps
 
 logger = logging.getLogger(__name__)
 
-PROVENANCE_KEYS = ("source", "seq", "fetched_at")
+PROVENANCE_KEYS = ("source", "seq", "fetched_at", "created_at")
 MAX_APP_ID = 2**63 - 1      # the applications table's BIGINT id
 MAX_SEQ = 2**63 - 1         # the producer's sequence, a BIGINT too
 MAX_TIME_MS = 10**13 - 1    # epoch milliseconds with 13 digits (hbase_helper.layout's limit)
@@ -85,7 +85,7 @@ def source(topic: str, partition: int, offset: int, timestamp_ms: int | None) ->
 
 
 def provenance(envelope_provenance: Any, src: Mapping[str, Any], ingested_at: int) -> dict[str, Any]:
-    """The producer's provenance (source, seq, fetched_at) extended with where the raw message was.
+    """The producer's provenance (source, seq, fetched_at, created_at) extended with where the raw message was.
 
     Types and ranges are normalised here so that nothing a producer writes can
     make a later stage fail to serialise or store the decision: ``seq`` is an
@@ -96,7 +96,7 @@ def provenance(envelope_provenance: Any, src: Mapping[str, Any], ingested_at: in
     out: dict[str, Any] = dict.fromkeys(PROVENANCE_KEYS)
     if isinstance(envelope_provenance, Mapping):
         out["seq"] = plain_int(envelope_provenance.get("seq"), lo=0, hi=MAX_SEQ)
-        for k in ("source", "fetched_at"):
+        for k in ("source", "fetched_at", "created_at"):
             v = envelope_provenance.get(k)
             if isinstance(v, str):
                 out[k] = v[:255]
@@ -282,8 +282,16 @@ def decision(item: Mapping[str, Any], *, decision: str, decided_by: str, reasons
     }
 
 
+EVENT_KEYS = ("id", "decision", "decided_by", "probability_of_default", "risk_band", "reasons", "model_version",
+              "policy_version", "threshold", "provenance", "ingested_at", "decided_at")
+
+
 def decision_event(dec: Mapping[str, Any], saved_at: int) -> dict[str, Any]:
-    """The event published on ``decisions`` once the row is in HBase (the applicant itself stays in HBase)."""
-    event = {k: v for k, v in dec.items() if k != "applicant"}
+    """The event published on ``decisions`` once the row is in HBase: the decision's own keys, not the applicant.
+
+    Only the contract's keys, which the HBase writer has checked and written,
+    so whatever else a scored message carried cannot make the event unwritable.
+    """
+    event = {k: dec.get(k) for k in EVENT_KEYS}
     event["saved_at"] = saved_at
     return event

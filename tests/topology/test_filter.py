@@ -34,7 +34,7 @@ def test_clean_item_keeps_provenance_and_is_keyed_and_placed_by_id():
     assert not dead and len(items) == 1
     item = items[0]
     assert item["id"] == 7 and item["applicant"]["id"] == 7
-    assert item["provenance"] == {"source": "api", "seq": 11, "fetched_at": "2024-01-01T00:00:00Z", **SRC,
+    assert item["provenance"] == {"source": "api", "seq": 11, "fetched_at": "2024-01-01T00:00:00Z", **SRC, "created_at": None,
                                   "timestamp_source": "kafka"}
     assert item["ingested_at"] > 0
     partition, key, _ = clean[0]

@@ -4,8 +4,7 @@ Values, keys, headers and timestamps come from hypothesis: arbitrary bytes,
 JSON nested past what orjson writes (254), numbers past 64 bits, ids and
 sequences in non-ASCII digits, envelopes of the wrong shape; valid applicants
 are mixed in so the good path is exercised beside the bad.  The submit stage
-talks to the real risk API (gunicorn); the save stage's own property test
-lives with it (tests/topology/test_save.py).
+talks to the real risk API (gunicorn), the save stage to the HBase server.
 """
 
 from __future__ import annotations
@@ -261,6 +260,62 @@ def test_submit_accounts_for_every_item(risk_client, msgs):
     assert len(decisions) + len(dead_letters(dead, "submit")) == sum(units(v) for _, v, _ in msgs)
     for dec in decisions:
         assert dec["decided_by"] == "model" and 0 <= dec["probability_of_default"] <= 1
+
+
+@st.composite
+def scored_values(draw):
+    """A scored message: decisions (valid, or broken in one key), or any JSON, or any bytes."""
+    from topology.records import decision
+
+    kind = draw(st.sampled_from(["items", "items", "json", "bytes"]))
+    if kind == "bytes":
+        return draw(st.one_of(st.none(), st.binary(max_size=48)))
+    if kind == "json":
+        return json.dumps(draw(json_value)).encode()
+    parts = []
+    for _ in range(draw(st.integers(0, 4))):
+        dec = decision(clean_item(draw(st.integers(1, 10**6))), decision="decline", decided_by="policy",
+                       reasons=[{"code": "POLICY_GRADE", "text": "grade"}], policy_version="policy-test")
+        fields = {k: json.dumps(v) for k, v in dec.items()}
+        broken = draw(st.sampled_from([None, None, "id", "applicant", "provenance", "reasons", "decision",
+                                       "decided_at", "extra"]))
+        if broken:
+            fields[broken] = draw(raw_fragment)
+        parts.append("{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in fields.items()) + "}")
+    return ("[" + ",".join(parts) + "]").encode()
+
+
+@st.composite
+def scored_messages(draw):
+    n = draw(st.integers(1, 5))
+    return [(draw(keys), draw(scored_values()),
+             {"topic": "applicants.scored", "partition": draw(st.integers(0, PARTITIONS - 1)), "offset": i,
+              "timestamp_ms": draw(timestamps)}) for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def hbase_writer(hbase_server):
+    from hbase_helper.settings import HBaseSettings
+    from hbase_helper.writer import DecisionWriter
+
+    return DecisionWriter(HBaseSettings(host=hbase_server.host, port=hbase_server.port, table_prefix="poison"))
+
+
+@settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(msgs=scored_messages())
+def test_save_accounts_for_every_item(hbase_writer, msgs):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from topology.agents.save import save_batch
+
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        events, dead, n = asyncio.run(save_batch(hbase_writer, executor, msgs, chunk=3, partitions=PARTITIONS,
+                                                 max_original=MAX_ORIGINAL, base=0.01, cap=0.05))
+    check_messages(events)
+    saved = [orjson.loads(v) for _, _, v in events]
+    assert len(saved) + len(dead_letters(dead, "save")) == sum(units(v) for _, v, _ in msgs)
+    for event in saved:
+        assert event["saved_at"] >= event["decided_at"] and "applicant" not in event
 
 
 # -- a running worker ----------------------------------------------------------------

@@ -12,7 +12,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from mode import Service
 
 from topology.codec import dumps, loads
-from topology.records import dead_letter, decision_item_error, item_bytes
+from topology.records import dead_letter, item_bytes
 from topology.topics import bootstrap_of
 
 logger = logging.getLogger(__name__)
@@ -54,8 +54,7 @@ def decode_items(value: bytes | None) -> list[Any]:
     return data
 
 
-def collect_items(messages, partitions: int, max_original: int, stage: str,
-                  check: Callable[[Any], str | None] = decision_item_error):
+def collect_items(messages, partitions: int, max_original: int, stage: str, check: Callable[[Any], str | None]):
     """(partition, item) pairs from internal-topic messages, and dlq messages for what ``check`` refuses.
 
     ``messages`` are (key, value, source) tuples or faust events.  A message

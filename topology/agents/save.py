@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from hbase_helper.layout import DecisionError, validate_decision
 from hbase_helper.settings import HBaseSettings
 from hbase_helper.writer import DecisionWriter
-import time
 
-from topology.agents.common import StageStats, batches, collect_items
+from topology.agents.common import StageStats, batches, collect_items, handle_guarded, message_source
 from topology.app import app, emitter, scored_topic, settings
 from topology.codec import dumps
-from topology.records import decision_event, dlq_record, id_key, now_ms, partition_for
+from topology.records import dead_letter, decision_event, decision_item_error, id_key, item_bytes, now_ms
 from topology.retry import backoff_delays
 
 logger = logging.getLogger(__name__)
@@ -80,12 +80,10 @@ async def save_decisions(writer: DecisionWriter, executor: ThreadPoolExecutor, d
         except DecisionError:
             part, bad = split_valid(part)
             for (partition, dec), reason in bad:
-                app_id = dec.get("id") if isinstance(dec.get("id"), int) else None
-                key = id_key(app_id) if app_id is not None else None
-                rec = dlq_record(stage=STAGE, reason="decision breaks the HBase writer's contract",
-                                 errors=[{"field": "$", "reason": reason}], original=dumps(dec), key=key,
-                                 src=dec.get("provenance"), app_id=app_id, max_original=max_original)
-                dead.append((partition_for(key, partitions) if key else partition, key, dumps(rec)))
+                dead.append(dead_letter(stage=STAGE, reason="decision breaks the HBase writer's contract",
+                                        errors=[{"field": "$", "reason": reason}], original=item_bytes(dec),
+                                        key=id_key(dec["id"]), src=dec.get("provenance"), app_id=dec["id"],
+                                        partitions=partitions, max_original=max_original))
             if not part:
                 continue
             saved_at = await write_with_retry(writer, executor, [d for _, d in part], base=base, cap=cap)
@@ -94,6 +92,13 @@ async def save_decisions(writer: DecisionWriter, executor: ThreadPoolExecutor, d
     return events, dead
 
 
+async def save_batch(writer: DecisionWriter, executor: ThreadPoolExecutor, msgs, *, chunk: int, partitions: int,
+                     max_original: int, base: float, cap: float):
+    """(messages for decisions, dlq messages, items) for (key, value, source) messages of applicants.scored."""
+    decisions, dead = collect_items(msgs, partitions, max_original, STAGE, decision_item_error)
+    events, dead2 = await save_decisions(writer, executor, decisions, chunk=chunk, partitions=partitions,
+                                         max_original=max_original, base=base, cap=cap)
+    return events, dead + dead2, len(decisions)
 
 
 def make_writer() -> DecisionWriter:
@@ -107,15 +112,22 @@ async def save_agent(stream):
     chunk = 1 if settings.literal else settings.save_batch_size
     take = max(1, settings.save_batch_size // max(1, settings.stage_batch // 2))
     stats = StageStats(STAGE)
+
+    async def handle(msgs) -> None:
+        out, dead, n_items = await save_batch(writer, executor, msgs, chunk=chunk, partitions=settings.partitions,
+                                              max_original=settings.dlq_original_max, base=settings.retry_base,
+                                              cap=settings.retry_cap)
+        await emitter.send_all({settings.topic_decisions: out, settings.topic_dlq: dead})
+        stats.saw(n_items)
+
+    async def send_dead(dead) -> None:
+        await emitter.send(settings.topic_dlq, dead)
+
     try:
         async for events in batches(stream, take, settings.save_batch_within, literal=settings.literal):
             started = time.monotonic()
-            decisions, dead = collect_items(events, settings.partitions, settings.dlq_original_max, STAGE)
-            out, dead2 = await save_decisions(writer, executor, decisions, chunk=chunk,
-                                              partitions=settings.partitions,
-                                              max_original=settings.dlq_original_max,
-                                              base=settings.retry_base, cap=settings.retry_cap)
-            await emitter.send_all({settings.topic_decisions: out, settings.topic_dlq: dead + dead2})
-            stats.add(len(events), len(decisions), time.monotonic() - started)
+            await handle_guarded(STAGE, handle, [message_source(e) for e in events], send_dead,
+                                 partitions=settings.partitions, max_original=settings.dlq_original_max)
+            stats.add(len(events), 0, time.monotonic() - started)
     finally:
         executor.shutdown(wait=False)
