@@ -253,7 +253,7 @@ def clean_value(field: Field, raw: Any) -> Any:
         return _number(field, raw, integer=kind == "int")
     if kind == "term":
         if isinstance(raw, str) and (m := _TERM.fullmatch(raw)):
-            digits = m.group(1).lstrip("0")
+            digits = m.group(1).lstrip("0") or "0"
             months = int(digits) if len(digits) <= 3 else None
         else:
             months = _whole(raw)

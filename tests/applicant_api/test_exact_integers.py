@@ -82,6 +82,7 @@ def test_ids_that_are_not_plain_ascii_decimals_in_range_are_refused(raw, words):
     ("issue_d", "2014-12\n", None),           # ASCII whitespace around a value is trimmed
     ("term", "３６ months", "36 or 60"),
     ("term", " 36 months", None),
+    ("term", "000 months", "36 or 60"),      # all zeros: was an unhandled ValueError
     ("emp_length", "١ years", "look like"),
     ("emp_length", math.nan, "0..10"),
     ("emp_length", math.inf, "0..10"),
