@@ -307,3 +307,12 @@ def test_patterns_are_full_matches(api, clean_records):
                          ("grade", "A\n"), ("grade", " A"), ("grade", "a"), ("id", "12\n")):
         resp = api.request("POST", "/api/v1/score", json=dict(rec, **{field: value}))
         assert resp.status_code == 400 and resp.json()["error"]["field"] == field, (field, value, resp.text)
+
+
+def test_an_answer_orjson_cannot_write_is_still_written():
+    from flask import Flask
+
+    from risk_api.http import json_response
+    with Flask(__name__).app_context():
+        resp = json_response({"id": 2 ** 70, "reason": "\ud800"}, 400)
+    assert resp.status_code == 400 and json.loads(resp.get_data()) == {"id": 2 ** 70, "reason": "\ud800"}
