@@ -71,8 +71,8 @@ def test_a_broker_crash_mid_run_is_reported_as_lost_applicants_by_id(tmp_path):
             job.kill()
             job.wait()
     assert job.returncode == 1, err[-3000:]
-    found = re.search(r"stalled at [\d,]+/([\d,]+) applicants .*?: ([\d,]+) applicants are lost: .*?e\.g\. ([\d, .()a-z]+)\.",
-                      err, re.S)
+    found = re.search(r"stalled at [\d,]+/([\d,]+) applicants .*?\s(\d[\d,]*) applicants are lost: .*?"
+                      r"e\.g\. ([\d, .()a-z]+)\.", err, re.S)
     assert found, err[-3000:]
     lost_count = int(found.group(2).replace(",", ""))
     sample = [int(i) for i in re.findall(r"\d+", found.group(3).split("...")[0])]
