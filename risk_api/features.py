@@ -150,7 +150,7 @@ def _reason(name: str, value: Any, fallback: str) -> str:
         appfields.clean_value(appfields.FIELDS_BY_NAME[name], value)
     except appfields.FieldError as exc:
         return exc.reason
-    except (OverflowError, ValueError, TypeError):   # e.g. an integer beyond float range
+    except (OverflowError, ValueError, TypeError, RecursionError):   # an integer beyond float range, deep nesting
         pass
     return fallback
 

@@ -116,10 +116,13 @@ def test_deep_but_readable_nesting_in_an_unused_field_is_ignored(api, clean_reco
     rec = json.dumps(clean_records[0])[:-1] + f', "extra": {deep}}}'
     resp = _post(api, '{"applicants": [' + rec + "]}")
     assert resp.status_code == 200 and "error" not in resp.json()["results"][0]
-    # Deep nesting where a number belongs is that field's error, not a crash.
-    rec = json.dumps({k: v for k, v in clean_records[0].items() if k != "dti"})[:-1] + f', "dti": {deep}}}'
-    resp = _post(api, rec)
-    assert resp.status_code == 400 and resp.json()["error"]["field"] == "dti"
+    # Deep nesting (up to what the parser reads) where a value belongs is that field's error, not a crash.
+    for field in ("dti", "grade", "issue_d", "purpose", "id"):
+        for depth in (900, 1020):
+            deep = "[" * depth + "]" * depth
+            rec = json.dumps({k: v for k, v in clean_records[0].items() if k != field})[:-1] + f', "{field}": {deep}}}'
+            resp = _post(api, rec)
+            assert resp.status_code == 400 and resp.json()["error"]["field"] == field, (field, depth, resp.text)
 
 
 # -- bodies over the limit, whatever the framing ------------------------------------------------------------------
