@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from applicant_api.db import DEFAULT_MYSQL_URL
+from applicant_api.fields import parse_int
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +66,9 @@ def _int(name: str, raw: Any) -> int:
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
     try:
-        return int(str(raw).strip())
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        return parse_int(raw if isinstance(raw, str) else str(raw))   # ASCII digits only ("1_000", "١" refused)
+    except ValueError as exc:
+        raise ConfigError(f"{name} {exc}") from None
 
 
 def _float(name: str, raw: Any) -> float:
