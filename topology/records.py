@@ -102,6 +102,11 @@ def provenance(envelope_provenance: Any, src: Mapping[str, Any], ingested_at: in
                 out[k] = v[:255]
             elif isinstance(v, (int, float)) and not isinstance(v, bool):
                 out[k] = str(v)[:255]
+        replay = envelope_provenance.get("replay")
+        if isinstance(replay, Mapping):
+            # A reconciliation replay's marker, kept as one short JSON string (HBase provenance holds scalars).
+            marker = {str(k)[:32]: str(v)[:255] for k, v in list(replay.items())[:8] if v is not None}
+            out["replay"] = dumps(marker).decode()
     out.update(src)
     ts = out.get("timestamp_ms")
     if isinstance(ts, int) and not isinstance(ts, bool) and 0 <= ts <= MAX_TIME_MS:

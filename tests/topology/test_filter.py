@@ -126,3 +126,13 @@ def test_sloppy_provenance_types_are_normalised():
     items, dead, _ = run(value)
     prov = items[0]["provenance"]
     assert prov["source"] == "5" and prov["seq"] == 12 and prov["fetched_at"] is None
+
+
+def test_a_reconciliation_replay_marker_is_kept_as_a_short_string():
+    value = envelope(raw_applicant(8, random.Random(8)), 8).replace(
+        b'"provenance":{', b'"provenance":{"replay":{"by":"reconcile","run":"r1","reason":"lost","x":' + b"[" * 300
+        + b"]" * 300 + b'},')
+    clean, dead, kept = filter_batch([(b"8", value, SRC)], partitions=4, max_bytes=10000, max_original=64, per_message=1)
+    assert kept == 1 and not dead
+    prov = loads(clean[0][2])[0]["provenance"]
+    assert loads(prov["replay"])["by"] == "reconcile" and len(prov["replay"]) < 2500
