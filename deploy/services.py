@@ -550,10 +550,11 @@ class GunicornApp(Service):
     """A Flask app factory served by gunicorn; ready when GET /health answers 200."""
 
     def __init__(self, *, name: str, factory: str, run_dir, port, host=DEFAULT_HOST,
-                 workers: int = 1, threads: int = 4, env: dict[str, str] | None = None):
+                 workers: int = 1, threads: int = 4, env: dict[str, str] | None = None, config: str | None = None):
         super().__init__(run_dir=run_dir, port=port, host=host)
         self.name = name
         self.factory = factory
+        self.config = config  # gunicorn --config, e.g. "python:applicant_api.gunicorn_conf" (JSON error pages)
         self.workers = workers
         self.threads = threads
         self.extra_env = dict(env or {})
@@ -570,7 +571,7 @@ class GunicornApp(Service):
         return [sys.executable, "-m", "gunicorn", "--bind", f"{self.host}:{self.port}",
                 "--workers", str(self.workers), "--threads", str(self.threads),
                 "--graceful-timeout", "5", "--access-logfile", "-", "--log-level", "warning",
-                self.factory]
+                *(["--config", self.config] if self.config else []), self.factory]
 
     def env(self) -> dict[str, str]:
         return _project_env(self.extra_env)

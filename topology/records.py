@@ -22,13 +22,14 @@ from typing import Any, Mapping
 
 from aiokafka.partitioner import murmur2
 
+from applicant_api.fields import MAX_INT, parse_int
 from topology.codec import dumps
 
 logger = logging.getLogger(__name__)
 
 PROVENANCE_KEYS = ("source", "seq", "fetched_at", "created_at")
-MAX_APP_ID = 2**63 - 1      # the applications table's BIGINT id
-MAX_SEQ = 2**63 - 1         # the producer's sequence, a BIGINT too
+MAX_APP_ID = MAX_INT        # the applications table's BIGINT id
+MAX_SEQ = MAX_INT           # the producer's sequence, a BIGINT too
 MAX_TIME_MS = 10**13 - 1    # epoch milliseconds with 13 digits (hbase_helper.layout's limit)
 MAX_REASON_CHARS = 2000     # a reason or field error longer than this is cut in a dead letter
 
@@ -47,26 +48,19 @@ def id_key(app_id: int) -> bytes:
 
 
 def plain_int(value: Any, *, lo: int, hi: int) -> int | None:
-    """``value`` as an int in ``lo..hi`` when it is one exactly (an int, or plain ASCII decimal digits), else None.
+    """``value`` as an int in ``lo..hi`` when it is one exactly (``applicant_api.fields.parse_int``), else None.
 
-    No floats (2^53 + 1 would become 2^53), no ``"1_000"``, no superscript or
-    non-ASCII digits (``str.isdigit`` accepts ``"²"`` and ``int`` reads ``"١"``).
+    Keys come as bytes: only ASCII ones can hold a plain decimal.
     """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if lo <= value <= hi else None
     if isinstance(value, (bytes, bytearray)):
         try:
             value = value.decode("ascii")
         except UnicodeDecodeError:
             return None
-    if isinstance(value, str):
-        text = value.strip(" \t")
-        if 0 < len(text) <= 20 and text.isascii() and text.isdigit():
-            number = int(text)
-            return number if lo <= number <= hi else None
-    return None
+    try:
+        return parse_int(value, lo=lo, hi=hi)
+    except (TypeError, ValueError):
+        return None
 
 
 def best_effort_id(applicant: Any, key: bytes | None) -> int | None:
