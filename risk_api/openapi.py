@@ -9,7 +9,7 @@ from typing import Any
 from applicant_api import fields as appfields
 from risk_api import features, ids
 from risk_api.scoring import MAX_REASONS, RISK_BANDS
-from risk_api.settings import DEFAULT_MAX_BATCH, MAX_HEADER_FIELD_BYTES, MAX_HEADER_FIELDS, MAX_REQUEST_LINE
+from risk_api.settings import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES, MAX_HEADER_FIELD_BYTES, MAX_HEADER_FIELDS, MAX_REQUEST_LINE
 
 logger = logging.getLogger(__name__)
 
@@ -59,13 +59,13 @@ _ERROR_DETAIL = {"type": "object", "required": ["field", "reason"], "additionalP
 _ID = {"type": ["integer", "string", "null"]}
 
 
-def _schemas() -> dict[str, Any]:
+def _schemas(max_batch: int) -> dict[str, Any]:
     return {
         "Applicant": _applicant_schema(),
         "Batch": {"type": "object", "required": ["applicants"],
                   "description": "each item is scored on its own: an item that is not a valid Applicant gets an "
                                  "ApplicantError entry in the results, the others are scored",
-                  "properties": {"applicants": {"type": "array", "minItems": 1, "maxItems": DEFAULT_MAX_BATCH,
+                  "properties": {"applicants": {"type": "array", "minItems": 1, "maxItems": max_batch,
                                                 "description": "Applicant objects (RISK_MAX_BATCH at most)"}}},
         "Reason": {"type": "object", "required": ["code", "feature", "text", "contribution"],
                    "additionalProperties": False,
@@ -174,14 +174,15 @@ def _op(summary: str, responses: dict[str, Any], *, security: str | None = None,
 
 
 @lru_cache(maxsize=1)
-def spec() -> dict[str, Any]:
+def spec(max_batch: int = DEFAULT_MAX_BATCH, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> dict[str, Any]:
+    """The document for a server with these limits (RISK_MAX_BATCH, RISK_MAX_BODY_BYTES): it states what it enforces."""
     return {
         "openapi": "3.1.0",
         "info": {"title": "Risk API", "version": "1",
                  "description": "Probability of default, decision and reason codes for loan applicants, from a "
                                 "logistic regression scored with numpy from a JSON artifact. Every error is "
                                 "JSON: {\"error\": {\"field\", \"reason\"}}."},
-        "components": {"schemas": _schemas(),
+        "components": {"schemas": _schemas(max_batch),
                        "securitySchemes": {
                            "bearer": {"type": "http", "scheme": "bearer", "description": "RISK_API_TOKEN"},
                            "adminBearer": {"type": "http", "scheme": "bearer",
@@ -189,7 +190,7 @@ def spec() -> dict[str, Any]:
                                                           "set, see RISK_ADMIN_ROUTES)"}}},
         "paths": {
             "/api/v1/score": {"post": _op(
-                "Score one applicant, or a batch of up to 10,000", security="bearer", operationId="score",
+                f"Score one applicant, or a batch of up to {max_batch:,}", security="bearer", operationId="score",
                 requestBody={"required": True, "content": {"application/json": {"schema": {"oneOf": [
                     {"$ref": "#/components/schemas/Batch"}, {"$ref": "#/components/schemas/Applicant"}]}}}},
                 responses={
@@ -206,8 +207,8 @@ def spec() -> dict[str, Any]:
                             "content": {"application/json": {"schema": {"oneOf": [
                                 {"$ref": "#/components/schemas/Error"},
                                 {"$ref": "#/components/schemas/ApplicantError"}]}}}},
-                    "413": _json("Error", "body larger than RISK_MAX_BODY_BYTES (16 MiB by default), whatever "
-                                          "the framing (Content-Length or chunked)")})},
+                    "413": _json("Error", f"body larger than {max_body_bytes} bytes (RISK_MAX_BODY_BYTES), "
+                                          "whatever the framing (Content-Length or chunked)")})},
             "/api/v1/model": {"get": _op("The model card", {"200": _json("ModelCard", "the model in use")},
                                          security="bearer", operationId="modelCard")},
             "/api/v1/admin/reload": {"post": _op(

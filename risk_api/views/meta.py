@@ -26,4 +26,5 @@ def health():
 
 @bp.get("/openapi.json")
 def openapi():
-    return json_response(spec())
+    cfg = current_app.config
+    return json_response(spec(cfg["MAX_BATCH"], cfg["MAX_CONTENT_LENGTH"]))

@@ -319,3 +319,13 @@ def test_an_answer_orjson_cannot_write_is_still_written():
     with Flask(__name__).app_context():
         resp = json_response({"id": 2 ** 70, "reason": "\ud800"}, 400)
     assert resp.status_code == 400 and json.loads(resp.get_data()) == {"id": 2 ** 70, "reason": "\ud800"}
+
+
+def test_the_document_states_the_configured_limits(serve, model_path, clean_records):
+    api = serve(model_path, MAX_BATCH=4, MAX_CONTENT_LENGTH=50_000)
+    doc = api.request("GET", "/openapi.json", token=None).json()
+    assert doc["components"]["schemas"]["Batch"]["properties"]["applicants"]["maxItems"] == 4
+    assert "50000 bytes" in doc["paths"]["/api/v1/score"]["post"]["responses"]["413"]["description"]
+    assert api.request("POST", "/api/v1/score", json={"applicants": clean_records[:4]}).status_code == 200
+    resp = api.request("POST", "/api/v1/score", json={"applicants": clean_records[:5]})
+    assert resp.status_code == 400 and "at most 4" in resp.json()["error"]["reason"]
