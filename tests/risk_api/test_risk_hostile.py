@@ -197,16 +197,25 @@ def test_chunked_bodies_meet_the_size_limit_on_the_test_server(serve, model_path
     check_framing(int(api.url.rsplit(":", 1)[1]), tokens["api"], 1 << 20, clean_records)
 
 
+GUNICORN_LAUNCHES = {
+    "serve": lambda port: [sys.executable, "-m", "risk_api", "serve", "--port", str(port), "--workers", "1",
+                           "--threads", "2"],
+    "gunicorn-conf": lambda port: [sys.executable, "-m", "gunicorn", "-c", "python:risk_api.gunicorn_conf",
+                                   "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "2",
+                                   "risk_api.app:create_app()"],
+}
+
+
 @pytest.mark.timeout(120)
-def test_chunked_bodies_meet_the_size_limit_under_gunicorn(model_path, tokens, clean_records, tmp_path):
+@pytest.mark.parametrize("launch", sorted(GUNICORN_LAUNCHES))
+def test_chunked_bodies_meet_the_size_limit_under_gunicorn(model_path, tokens, clean_records, tmp_path, launch):
     port = free_port()
     env = dict(os.environ, RISK_MODEL_PATH=str(model_path), RISK_API_TOKEN=tokens["api"],
                RISK_MAX_BODY_BYTES=str(1 << 20))
     for name in ("RISK_API_AUTH", "RISK_ADMIN_TOKEN", "RISK_ADMIN_ROUTES"):
         env.pop(name, None)
     log = open(tmp_path / "serve.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "risk_api", "serve", "--port", str(port), "--workers", "1",
-                             "--threads", "2"], env=env, stdout=log, stderr=log)
+    proc = subprocess.Popen(GUNICORN_LAUNCHES[launch](port), env=env, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 60
         while True:
