@@ -597,7 +597,7 @@ def risk_api(*, run_dir, port, token: str, admin_token: str | None = None, worke
     if admin_token == token:
         raise ValueError("RISK_ADMIN_TOKEN must differ from RISK_API_TOKEN")
     return GunicornApp(name="risk-api", factory="risk_api.app:create_app()", run_dir=run_dir, port=port,
-                       host=host, workers=workers,
+                       host=host, workers=workers, config="python:risk_api.gunicorn_conf",
                        env={**(env or {}), "RISK_API_TOKEN": token, "RISK_ADMIN_TOKEN": admin_token})
 
 
