@@ -31,7 +31,7 @@ DEFAULT_APPLICANTS = 50_000
 DEFAULT_STALL_TIMEOUT = 180.0
 
 
-def schedule(stack: Stack) -> list[tuple[float, str, callable]]:
+def schedule(stack: Stack, *, kill_broker: bool = False) -> list[tuple[float, str, callable]]:
     """(progress fraction, what, action): the faults, in the order they fire."""
     workers = stack.workers
 
@@ -57,7 +57,27 @@ def schedule(stack: Stack) -> list[tuple[float, str, callable]]:
         (0.55, "kill -9 producer", kill_restart(stack.producer, 1.0)),
         (0.65, f"kill -9 {workers[-1].name}", kill_restart(workers[-1], 1.0)),
         (0.80, f"kill -9 {workers[0].name}", kill_restart(workers[0], 1.0)),
-    ]
+    ] + ([(0.40, "kill -9 broker (memory only: what it held is lost), up again", lambda: restart_broker(stack))]
+         if kill_broker else [])
+
+
+def restart_broker(stack: Stack) -> None:
+    stack.broker.kill()
+    up(stack, [stack.broker])   # a fresh, empty broker with the topics created again
+
+
+def recover_lost(stack: Stack) -> dict:
+    """Reconcile the store with HBase and the DLQ and send the missing applicants again (deploy reconcile)."""
+    from deploy.local import stack_env
+    from deploy.reconcile import Sources, reconcile
+    from deploy.republish import republish_ids
+
+    env = stack_env(stack)
+    sources = Sources.from_env(env)
+    rec = reconcile(sources)
+    sent = republish_ids(rec.missing, mysql_url=sources.mysql_url, env=env) if rec.missing else 0
+    return {"missing": len(rec.missing), "lost": len(rec.lost), "both": len(rec.both), "republished": sent,
+            "sample": rec.missing[:5]}
 
 
 def poison(seed: int = 7) -> list[tuple[str, bytes | None, bytes | None]]:
@@ -86,7 +106,8 @@ def publish_poison(stack: Stack) -> None:
     asyncio.run(run())
 
 
-def run_faults(stack: Stack, *, applicants: int, seed: int, dirty: float, stall_timeout: float) -> dict:
+def run_faults(stack: Stack, *, applicants: int, seed: int, dirty: float, stall_timeout: float,
+               kill_broker: bool = False) -> dict:
     from applicant_api.importer import import_file
 
     down(stack)
@@ -101,7 +122,7 @@ def run_faults(stack: Stack, *, applicants: int, seed: int, dirty: float, stall_
         started = time.monotonic()
         with OutcomeTally(stack.broker.bootstrap) as tally:
             up(stack, stack.applications)
-            faults = schedule(stack)
+            faults = sorted(schedule(stack, kill_broker=kill_broker), key=lambda f: f[0])
             errors: list[BaseException] = []
 
             def inject():
@@ -109,15 +130,21 @@ def run_faults(stack: Stack, *, applicants: int, seed: int, dirty: float, stall_
                     for fraction, what, act in faults:
                         while tally.accounted() < fraction * expected:
                             time.sleep(0.1)
-                        at = round(time.monotonic() - started, 1)
-                        click.echo(f"fault at {tally.accounted()}/{expected} ({at}s): {what}", err=True)
+                        at, accounted = round(time.monotonic() - started, 1), tally.accounted()
+                        click.echo(f"fault at {accounted}/{expected} ({at}s): {what}", err=True)
                         act()
-                        timeline.append({"at_s": at, "accounted": tally.accounted(), "fault": what})
+                        timeline.append({"at_s": at, "accounted": accounted, "fault": what})
                 except BaseException as exc:  # reported by the main thread
                     errors.append(exc)
 
             injector = threading.Thread(target=inject, name="faults", daemon=True)
             injector.start()
+            recovered = None
+            if kill_broker:
+                # What the killed broker held is gone: wait until nothing moves, then reconcile and republish.
+                wait_quiet(tally, expected, quiet=20.0)
+                recovered = recover_lost(stack)
+                click.echo(f"reconcile after the broker crash: {recovered}", err=True)
             tally.wait_for(expected, stall_timeout=stall_timeout, on_stall=lambda: "\n".join(
                 svc.status() for svc in stack.services))
             injector.join(timeout=60)
@@ -132,11 +159,22 @@ def run_faults(stack: Stack, *, applicants: int, seed: int, dirty: float, stall_
             "applicants": report.rows, "imported": report.imported, "poison": len(poison()),
             "hbase_rows": hbase_rows, "decisions": outcome["decisions"], "dlq": outcome["dlq"],
             "both": outcome["both"], "seconds": round(seconds, 1), "faults": timeline,
+            **({"recovered_after_broker_crash": recovered} if kill_broker else {}),
             "reconciled": (hbase_rows == decided == outcome["decisions"]
                            and hbase_rows + outcome["dlq"] == expected and not outcome["both"]),
         }
     finally:
         down(stack)
+
+
+def wait_quiet(tally: OutcomeTally, expected: int, *, quiet: float) -> None:
+    """Return when every applicant is accounted for, or nothing changed for ``quiet`` seconds."""
+    last, since = -1, time.monotonic()
+    while tally.accounted() < expected and time.monotonic() - since < quiet:
+        now = tally.accounted()
+        if now != last:
+            last, since = now, time.monotonic()
+        time.sleep(0.5)
 
 
 @click.command()
@@ -145,10 +183,13 @@ def run_faults(stack: Stack, *, applicants: int, seed: int, dirty: float, stall_
 @click.option("--dirty", default=0.02, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--stall-timeout", default=DEFAULT_STALL_TIMEOUT, show_default=True,
               help="seconds without progress before giving up")
-def main(applicants: int, seed: int, dirty: float, stall_timeout: float) -> None:
+@click.option("--kill-broker", is_flag=True,
+              help="also kill -9 the (memory-only) broker at 40%, then reconcile and republish what it lost")
+def main(applicants: int, seed: int, dirty: float, stall_timeout: float, kill_broker: bool) -> None:
     """Run the fault drill and print its JSON summary; exit 1 unless everything reconciles."""
     logging.basicConfig(level=logging.WARNING)
-    summary = run_faults(build_stack(), applicants=applicants, seed=seed, dirty=dirty, stall_timeout=stall_timeout)
+    summary = run_faults(build_stack(), applicants=applicants, seed=seed, dirty=dirty, stall_timeout=stall_timeout,
+                         kill_broker=kill_broker)
     click.echo(orjson.dumps(summary).decode())
     if not summary["reconciled"]:
         raise SystemExit(1)

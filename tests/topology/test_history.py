@@ -110,3 +110,33 @@ def test_a_record_without_a_timestamp_is_saved_at_its_ingest_time(topology):
     finally:
         conn.close()
     assert scanned == expected
+
+
+def test_a_republished_page_adds_history_but_no_second_index_row(topology):
+    """A producer killed before its checkpoint moved publishes a page again: same seq and created_at, new offsets."""
+    from topology.codec import dumps
+
+    ids = range(7101, 7131)
+
+    def page(fetched_at: str):
+        return [(str(i).encode(), dumps({"applicant": raw_applicant(i, random.Random(i)),
+                                         "provenance": {"source": "api", "seq": i, "fetched_at": fetched_at,
+                                                        "created_at": "2026-11-28T10:00:00"}}))
+                for i in ids]
+
+    topology.produce(page("2026-11-28T10:00:01Z"))
+    topology.produce(page("2026-11-28T10:00:09Z"))
+    topology.worker()
+
+    def complete():
+        rows = _read_all(topology, ids)
+        return all(r is not None and len(r["history"]) == 2 for r in rows.values())
+
+    try:
+        wait_for(complete, 120, interval=1.0, what="both copies of every applicant saved")
+    except TimeoutError:
+        raise AssertionError(f"dlq {topology.dlq()[:3]}\n{topology.logs()}") from None
+    index = topology.index_keys()
+    assert sorted(index) == list(ids) and all(len(keys) == 1 for keys in index.values()), index
+    for row in _read_all(topology, ids).values():
+        assert row["provenance"]["created_at"] == "2026-11-28T10:00:00"
