@@ -81,7 +81,8 @@ GRADE_TEXT_PATTERN = f"^{WS}[A-Ga-g]{WS}$"
 SUB_GRADE_TEXT_PATTERN = f"^{WS}[A-Ga-g][1-5]{WS}$"
 
 
-def _number_range(field: Field) -> dict[str, Any]:
+def number_range(field: Field) -> dict[str, Any]:
+    """The JSON Schema bounds of a numeric field (minimum/maximum, exclusive where the field says so)."""
     out: dict[str, Any] = {}
     if field.minimum is not None:
         out["exclusiveMinimum" if field.exclusive_minimum else "minimum"] = field.minimum
@@ -106,7 +107,7 @@ def field_input_schema(field: Field) -> dict[str, Any]:
                                    "floats are not exact) or its ASCII decimal text"},
                    {"type": "string", "pattern": integer_text_pattern(lo, hi)}]
     elif kind in ("float", "percent"):
-        options = [{"type": "number", **_number_range(field)},
+        options = [{"type": "number", **number_range(field)},
                    {"type": "string", "pattern": decimal_text_pattern(field)}]
     elif kind == "term":
         options = [{"enum": [36, 60]}, {"type": "string", "pattern": TERM_TEXT_PATTERN}]

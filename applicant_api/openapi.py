@@ -10,7 +10,7 @@ from flask import Blueprint, current_app
 from applicant_api.api import MAX_ID, MAX_SEQ, MIN_ID
 from applicant_api.fields import FIELDS, GRADES, MAX_INT, MAX_TEXT, Field
 from applicant_api.gunicorn_conf import limit_request_field_size, limit_request_fields, limit_request_line
-from applicant_api.input_schema import applicant_input_schema
+from applicant_api.input_schema import applicant_input_schema, number_range
 from applicant_api.jsonio import dumps, raw_json_response
 from applicant_api.settings import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, Settings
 
@@ -23,22 +23,13 @@ _MONTH_PATTERN = "^[0-9]{4}-(0[1-9]|1[0-2])$"
 _REF = "#/components/schemas/"
 
 
-def _range(field: Field) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if field.minimum is not None:
-        out["exclusiveMinimum" if field.exclusive_minimum else "minimum"] = field.minimum
-    if field.maximum is not None:
-        out["exclusiveMaximum" if field.exclusive_maximum else "maximum"] = field.maximum
-    return out
-
-
 def _stored_schema(field: Field) -> dict[str, Any]:
     """The schema of a field as the API returns it (cleaned, canonical JSON types)."""
     kind = field.kind
     if kind == "int":
-        schema = {"type": "integer", **_range(field), "maximum": MAX_INT}
+        schema = {"type": "integer", **number_range(field), "maximum": MAX_INT}
     elif kind in ("float", "percent"):
-        schema = {"type": "number", **_range(field)}
+        schema = {"type": "number", **number_range(field)}
         if kind == "percent":
             schema["description"] = "percent as a number (12.39 means 12.39%)"
     elif kind == "term":
