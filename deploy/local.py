@@ -190,7 +190,9 @@ def down_cmd() -> None:
 
 BROKER_WARNING = ("the broker (Tansu) keeps every message in memory only: a crash or restart loses every "
                   "message not yet in HBase or the DLQ, and the producer will not resend them (its checkpoint "
-                  "is past them). Find and resend them with `python -m deploy reconcile --republish`. "
+                  "is past them). After a crash run `python -m deploy.local down`, then `up` (clients that lived "
+                  "through the crash would carry their old offsets over and skip what comes next), then find and "
+                  "resend them with `python -m deploy reconcile --republish`. "
                   "The Apache Kafka stack keeps messages on disk.")
 
 

@@ -225,8 +225,9 @@ def stall_report(rec: Reconciliation, sample: int = DEFAULT_SAMPLE) -> str:
         return (f"{len(rec.lost):,} applicants are lost: {how} they are in neither HBase nor the DLQ, "
                 f"e.g. {_sample(rec.lost, sample)}. The embedded "
                 "broker keeps messages in memory only: a broker crash or restart loses them. The store and HBase "
-                "keep theirs: resend them with `python -m deploy.local up` then "
-                "`python -m deploy reconcile --republish`.")
+                "keep theirs: resend them with `python -m deploy.local down`, `python -m deploy.local up`, then "
+                "`python -m deploy reconcile --republish` (clients that lived through the crash carry their old "
+                "offsets over and skip what comes next).")
     if rec.missing:
         return (f"{len(rec.missing):,} applicants are not published yet (beyond the producer's checkpoint), "
                 f"e.g. {_sample(rec.missing, sample)}: look at the producer and the applicant API.")
