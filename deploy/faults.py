@@ -162,17 +162,25 @@ def run_faults(stack: Stack, *, applicants: int, seed: int, dirty: float, stall_
             faults = sorted(schedule(stack, kill_broker=kill_broker), key=lambda f: f[0])
             errors: list[BaseException] = []
 
-            def inject():
+            def fire(what: str, act, at: float, accounted: int) -> None:
                 try:
-                    for fraction, what, act in faults:
-                        while tally.accounted() < fraction * expected:
-                            time.sleep(0.1)
-                        at, accounted = round(time.monotonic() - started, 1), tally.accounted()
-                        click.echo(f"fault at {accounted}/{expected} ({at}s): {what}", err=True)
-                        act()
-                        timeline.append({"at_s": at, "accounted": accounted, "fault": what})
+                    act()
+                    timeline.append({"at_s": at, "accounted": accounted, "fault": what})
                 except BaseException as exc:  # reported by the main thread
                     errors.append(exc)
+
+            def inject():
+                # Each fault in a thread of its own: a risk API kept down for 10 s does not hold up the next one.
+                running = []
+                for fraction, what, act in faults:
+                    while tally.accounted() < fraction * expected:
+                        time.sleep(0.1)
+                    at, accounted = round(time.monotonic() - started, 1), tally.accounted()
+                    click.echo(f"fault at {accounted}/{expected} ({at}s): {what}", err=True)
+                    running.append(threading.Thread(target=fire, args=(what, act, at, accounted), daemon=True))
+                    running[-1].start()
+                for thread in running:
+                    thread.join()
 
             injector = threading.Thread(target=inject, name="faults", daemon=True)
             injector.start()
@@ -192,7 +200,8 @@ def run_faults(stack: Stack, *, applicants: int, seed: int, dirty: float, stall_
         return {
             "applicants": report.rows, "imported": report.imported, "poison": len(poison()),
             "hbase_rows": hbase_rows, "decisions": outcome["decisions"], "dlq": outcome["dlq"],
-            "both": outcome["both"], "seconds": round(seconds, 1), "faults": timeline,
+            "both": outcome["both"], "seconds": round(seconds, 1),
+            "faults": sorted(timeline, key=lambda f: f["at_s"]),
             "reconciled": (hbase_rows == decided == outcome["decisions"]
                            and hbase_rows + outcome["dlq"] == expected and not outcome["both"]),
         }
@@ -213,7 +222,7 @@ def broker_crash_summary(stack: Stack, tally: OutcomeTally, injector: threading.
     click.echo(f"reconcile --republish after the broker crash: {recovered}", err=True)
     final = wait_reconciled(stack, timeout=stall_timeout)
     return {"applicants": report.rows, "imported": report.imported, "seconds": round(time.monotonic() - started, 1),
-            "faults": timeline, "after_crash": recovered, "final": final,
+            "faults": sorted(timeline, key=lambda f: f["at_s"]), "after_crash": recovered, "final": final,
             "reconciled": final["reconciled"] and final["hbase"] == report.imported}
 
 
