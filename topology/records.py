@@ -121,7 +121,10 @@ def _id_error(item: Any) -> str | None:
 
 
 def item_error(item: Any) -> str | None:
-    """Why a clean / eligible item breaks its contract (``{"id", "applicant", "provenance", "ingested_at"}``), or None."""
+    """Why a clean / eligible item breaks its contract, or None.
+
+    The contract: ``{"id", "applicant", "provenance", "ingested_at"}`` with an id in BIGINT range.
+    """
     why = _id_error(item)
     if why is not None:
         return why

@@ -321,7 +321,7 @@ def test_save_accounts_for_every_item(hbase_writer, msgs):
 # -- a running worker ----------------------------------------------------------------
 
 def test_poison_between_valid_messages_on_one_partition_does_not_block_them(topology):
-    """Poison sits between valid applicants on partition 0 of applicants.raw (and of applicants.clean): all valid ones arrive."""
+    """Poison between valid applicants on partition 0 of applicants.raw (and of .clean): all valid ones arrive."""
     from aiokafka import AIOKafkaProducer
 
     from topology.testdata import envelope, poison_messages

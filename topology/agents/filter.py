@@ -117,7 +117,8 @@ def filter_batch(messages: Iterable[tuple[bytes | None, bytes | None, Mapping[st
     out, rejects = pack(clean, per_message)
     for _, item, why in rejects:
         key, value, src = origins[id(item)]
-        dead.append(dead_letter(stage=STAGE, reason="clean record cannot be sent", errors=[{"field": "$", "reason": why}],
+        dead.append(dead_letter(stage=STAGE, reason="clean record cannot be sent",
+                                errors=[{"field": "$", "reason": why}],
                                 original=value, key=key, src=src, app_id=item["id"], partitions=partitions,
                                 max_original=max_original))
     return out, dead, len(clean) - len(rejects)

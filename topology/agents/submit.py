@@ -74,7 +74,8 @@ async def submit_items(client: RiskClient, items: list[tuple[int, dict]], *, bat
                     dumps(item["applicant"])
                     sendable.append((partition, item))
                 except TypeError as exc:
-                    reject(item, "applicant cannot be sent to the risk API", [{"field": "applicant", "reason": str(exc)}])
+                    reject(item, "applicant cannot be sent to the risk API",
+                           [{"field": "applicant", "reason": str(exc)}])
             chunk = sendable
             answers = await client.score_split([item["applicant"] for _, item in chunk]) if chunk else []
         decided_at = now_ms()
@@ -94,7 +95,7 @@ async def submit_items(client: RiskClient, items: list[tuple[int, dict]], *, bat
 
 async def submit_batch(client: RiskClient, msgs, *, batch_size: int, per_message: int, policy_version: str,
                        partitions: int, max_original: int):
-    """(messages for applicants.scored, dlq messages, items) for (key, value, source) messages of applicants.eligible."""
+    """(messages for applicants.scored, dlq messages, items) for (key, value, source) messages of .eligible."""
     items, dead = collect_items(msgs, partitions, max_original, STAGE, item_error)
     scored, dead2 = await submit_items(client, items, batch_size=batch_size, policy_version=policy_version,
                                        partitions=partitions, max_original=max_original)
