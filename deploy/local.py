@@ -12,7 +12,7 @@ import click
 
 from deploy.reconcile import reconcile_cmd
 from deploy.services import (Broker, GunicornApp, HBaseServer, MariaDB, PythonProcess, Service,
-                             ServiceError, risk_api, run_secret)
+                             ServiceError, StopOutcome, recorded_services, risk_api, run_secret)
 from topology.settings import worker_environ
 
 logger = logging.getLogger(__name__)
@@ -151,12 +151,22 @@ def up(stack: Stack, services: list[Service] | None = None) -> None:
         click.echo(f"{svc.name}: {'started' if started else 'already running'}", err=True)
 
 
-def down(stack: Stack) -> None:
-    """Stop exactly the processes the pid files name, last started first."""
-    for svc in reversed(stack.services):
-        stopped = svc.stop()
-        if stopped:
-            click.echo(f"{svc.name}: stopped", err=True)
+def unlisted(stack: Stack) -> list[Service]:
+    """Processes recorded in the run folder that this environment's stack does not name (more WORKERS...)."""
+    names = {svc.name for svc in stack.services}
+    return [svc for svc in recorded_services(stack.run_dir) if svc.name not in names]
+
+
+def down(stack: Stack) -> list[StopOutcome]:
+    """Stop the processes `up` started, as recorded in the run folder (whatever ports this environment asks
+    for), last started first; say on stderr what came of each. Returns every outcome."""
+    outcomes = []
+    for svc in [*reversed(unlisted(stack)), *reversed(stack.services)]:
+        outcome = svc.shutdown()
+        if outcome.state != "not running":
+            click.echo(outcome.describe(), err=True)
+        outcomes.append(outcome)
+    return outcomes
 
 
 @click.group()
@@ -184,8 +194,10 @@ def up_cmd(infra_only: bool) -> None:
 
 @cli.command("down")
 def down_cmd() -> None:
-    """Stop exactly the processes `up` started, and wait for them."""
-    down(build_stack())
+    """Stop exactly the processes `up` started, and wait for them; exit 1 naming any still running."""
+    failed = [outcome for outcome in down(build_stack()) if outcome.failed]
+    if failed:
+        raise click.ClickException("could not stop: " + "; ".join(outcome.describe() for outcome in failed))
 
 
 BROKER_WARNING = ("the broker (Tansu) keeps every message in memory only: a crash or restart loses every "
@@ -199,7 +211,8 @@ BROKER_WARNING = ("the broker (Tansu) keeps every message in memory only: a cras
 @cli.command("status")
 def status_cmd() -> None:
     """One line per service, and what a broker crash costs."""
-    for svc in build_stack().services:
+    stack = build_stack()
+    for svc in stack.services + [svc for svc in unlisted(stack) if svc.is_running()]:
         click.echo(svc.status())
     click.echo(f"note: {BROKER_WARNING}")
 

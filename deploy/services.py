@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import os
 import secrets
@@ -11,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,6 +22,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_START_TIMEOUT = 30.0
 DEFAULT_STOP_TIMEOUT = 15.0
+KILL_TIMEOUT = 10.0          # how long a SIGKILLed process may take to vanish before it counts as unstoppable
+RECORD_SUFFIX = ".process.json"
 DEFAULT_DATABASE = "credit"
 DEFAULT_APP_USER = "credit"
 ER_ACCESS_DENIED = 1045   # MariaDB: wrong user or password
@@ -69,6 +74,105 @@ def pid_cmdline(pid: int) -> str:
         return ""
 
 
+def pid_start_time(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot (field 22 of /proc/<pid>/stat); None when gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        return int(fields[19])  # fields[0] is field 3 (state)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def boot_id() -> str:
+    """This boot's id: start times count from boot, so a record from an earlier boot names no live process."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    """What identifies a started process, written beside its pid file: a pid alone may name another process
+    later, and the port in the caller's environment may not be the one it was started with."""
+
+    name: str
+    pid: int
+    start_time: int
+    boot_id: str
+    cmdline: tuple[str, ...]
+    host: str
+    port: int | None
+
+    @classmethod
+    def of(cls, name: str, pid: int, cmdline: list[str], host: str, port: int | None) -> ProcessRecord | None:
+        """The record of a live process; None when it has exited already."""
+        start = pid_start_time(pid)
+        if start is None:
+            return None
+        return cls(name=name, pid=pid, start_time=start, boot_id=boot_id(), cmdline=tuple(cmdline),
+                   host=host, port=port)
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "cmdline": list(self.cmdline)}, indent=1) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> ProcessRecord:
+        """Parse a record; ValueError naming the field when it is not one."""
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not JSON: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
+        kinds = {"name": str, "pid": int, "start_time": int, "boot_id": str, "cmdline": list, "host": str}
+        for key, kind in kinds.items():
+            if not isinstance(raw.get(key), kind) or isinstance(raw.get(key), bool):
+                raise ValueError(f"{key} must be a {kind.__name__}, got {raw.get(key)!r}")
+        port = raw.get("port")
+        if port is not None and (not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536):
+            raise ValueError(f"port must be null or an int in 1..65535, got {port!r}")
+        if raw["pid"] < 1:
+            raise ValueError(f"pid must be positive, got {raw['pid']!r}")
+        return cls(name=raw["name"], pid=raw["pid"], start_time=raw["start_time"], boot_id=raw["boot_id"],
+                   cmdline=tuple(str(arg) for arg in raw["cmdline"]), host=raw["host"], port=port)
+
+    def is_alive(self) -> bool:
+        """True while the recorded process itself runs (not merely some process with its pid)."""
+        return (pid_alive(self.pid) and pid_start_time(self.pid) == self.start_time
+                and self.boot_id == boot_id())
+
+    def state(self) -> str:
+        """'running' while the recorded process lives; 'reused' when its pid now names another process;
+        'gone' when no process has that pid."""
+        if not pid_alive(self.pid):
+            return "gone"
+        return "running" if self.is_alive() else "reused"
+
+
+@dataclass(frozen=True)
+class StopOutcome:
+    """What stopping one service came to: stopped, not running, gone (had exited), reused (its pid names
+    another process now, left alone) or failed (still running, or not recognisable: reported)."""
+
+    name: str
+    state: str
+    pid: int | None = None
+    detail: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.state == "failed"
+
+    def describe(self) -> str:
+        pid = f" (pid {self.pid})" if self.pid else ""
+        text = {"stopped": "stopped", "not running": "not running", "gone": "had already exited",
+                "reused": "had already exited", "failed": "could not be stopped"}[self.state]
+        return f"{self.name}{pid}: {text}" + (f": {self.detail}" if self.detail else "")
+
+
 class Service:
     """One server process managed through a pid file in the run folder.
 
@@ -112,21 +216,53 @@ class Service:
         return self.run_dir / f"{self.name}.log"
 
     @property
+    def record_file(self) -> Path:
+        """What identifies the process ``start`` launched (ProcessRecord as JSON)."""
+        return self.run_dir / f"{self.name}{RECORD_SUFFIX}"
+
+    @property
     def signature(self) -> str:
-        """A string the process's command line must contain (guards against pid reuse)."""
+        """For a pid file written before records existed: a string the process's command line must contain."""
         return str(self.port)
 
-    def pid(self) -> int | None:
+    def record(self) -> ProcessRecord | None:
         try:
-            pid = int(self.pid_file.read_text().strip())
+            text = self.record_file.read_text()
+        except FileNotFoundError:
+            return None
+        try:
+            return ProcessRecord.from_json(text)
+        except ValueError as exc:
+            logger.warning("%s: %s is unreadable (%s); using the pid file alone", self.name, self.record_file, exc)
+            return None
+
+    def _pid_file_pid(self) -> int | None:
+        try:
+            return int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        if pid_alive(pid) and self.signature in pid_cmdline(pid):
+
+    def pid(self) -> int | None:
+        """The pid of the process ``start`` launched while it runs, whatever the ports asked for now."""
+        record = self.record()
+        if record is not None:
+            return record.pid if record.is_alive() else None
+        pid = self._pid_file_pid()
+        if pid is not None and pid_alive(pid) and self.signature in pid_cmdline(pid):
             return pid
         return None
 
     def is_running(self) -> bool:
         return self.pid() is not None
+
+    def running_as(self) -> Service:
+        """This service as its running process was started (recorded host and port), else as configured."""
+        record = self.record()
+        if record is None or not record.is_alive() or (record.host, record.port) == (self.host, self.port):
+            return self
+        view = copy.copy(self)
+        view.host, view.port = record.host, record.port
+        return view
 
     def answers(self) -> bool:
         if self.port is None:  # a worker process: alive is all it can show
@@ -145,6 +281,12 @@ class Service:
         """Start unless already running; wait until it answers. True if it was started now."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.is_running():
+            running = self.running_as()
+            if (running.host, running.port) != (self.host, self.port):
+                raise ServiceError(
+                    f"{self.name} already runs (pid {self.pid()}) on {running.host}:{running.port}, not on "
+                    f"{self.host}:{self.port} as asked: stop it first (`python -m deploy.local down`) or ask "
+                    f"for port {running.port}")
             self.wait_ready(timeout)
             return False
         if self.port is not None and port_open(self.host, self.port):
@@ -152,9 +294,10 @@ class Service:
                 f"{self.name}: port {self.host}:{self.port} is already taken by another process"
             )
         self.prepare()
+        command = self.command()
         log = open(self.log_file, "ab")
         proc = subprocess.Popen(
-            self.command(),
+            command,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -163,8 +306,11 @@ class Service:
             start_new_session=True,  # survives the launcher; stopped by pid
         )
         log.close()
-        self.pid_file.write_text(f"{proc.pid}\n")
         self._proc = proc  # keeps the child reaped when started by this process
+        record = ProcessRecord.of(self.name, proc.pid, command, self.host, self.port)
+        if record is not None:  # else it exited at once: wait_ready reports why
+            _write_atomically(self.record_file, record.to_json())
+        self.pid_file.write_text(f"{proc.pid}\n")
         try:
             self.wait_ready(timeout, proc=proc)
             self.after_start()
@@ -189,38 +335,86 @@ class Service:
                            f" last log lines:\n{self.tail_log()}")
 
     def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> bool:
-        """Stop the process named in the pid file and wait for it. True if one was stopped."""
-        pid = self.pid()
-        stopped = False
-        if pid is not None:
-            self._signal(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while pid_alive(pid) and time.monotonic() < deadline:
-                self._reap()
-                time.sleep(0.05)
-            if pid_alive(pid):
+        """Stop the process ``start`` launched and wait for it. True if one was stopped; ServiceError if it
+        could not be stopped."""
+        outcome = self.shutdown(timeout)
+        if outcome.failed:
+            raise ServiceError(outcome.describe())
+        return outcome.state == "stopped"
+
+    def shutdown(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> StopOutcome:
+        """Stop the recorded process (SIGTERM, SIGKILL after ``timeout``), never a process that merely has its
+        pid now; say what came of it. The pid file and record go unless the process could not be stopped."""
+        record = self.record()
+        if record is not None:
+            state = record.state()
+            if state == "running":
+                return self._terminate(record.pid, record.start_time, record.host, record.port, timeout)
+            self._forget()
+            if state == "reused":
+                return StopOutcome(self.name, "reused", record.pid,
+                                   f"its pid now belongs to another process ({_short(pid_cmdline(record.pid))}), "
+                                   f"left alone")
+            return StopOutcome(self.name, "gone", record.pid)
+        pid = self._pid_file_pid()
+        if pid is None or not pid_alive(pid):
+            self._forget()
+            return StopOutcome(self.name, "gone" if pid else "not running", pid)
+        if self.signature in pid_cmdline(pid):  # a pid file from before records existed
+            return self._terminate(pid, pid_start_time(pid), self.host, self.port, timeout)
+        return StopOutcome(self.name, "failed", pid,
+                           f"{self.pid_file} names a live process with no record of what {self.name} was, and its "
+                           f"command line ({_short(pid_cmdline(pid))}) does not show {self.signature!r}; if it is "
+                           f"{self.name}, stop it yourself; if not, delete {self.pid_file}")
+
+    def _terminate(self, pid: int, start_time: int | None, host: str, port: int | None,
+                   timeout: float) -> StopOutcome:
+        def alive() -> bool:  # the same process, not a later one given its pid
+            self._reap()
+            return pid_alive(pid) and pid_start_time(pid) == start_time
+
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, KILL_TIMEOUT)):
+            if not alive():
+                break
+            if sig == signal.SIGKILL:
                 logger.warning("%s (pid %s) ignored SIGTERM for %.0fs; killing", self.name, pid, timeout)
-                self._signal(pid, signal.SIGKILL)
-                while pid_alive(pid):
-                    self._reap()
-                    time.sleep(0.05)
-            self._wait_released(pid)
-            stopped = True
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                break
+            except PermissionError:
+                return StopOutcome(self.name, "failed", pid, f"not allowed to signal it ({_short(pid_cmdline(pid))})")
+            deadline = time.monotonic() + wait
+            while alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        if alive():
+            return StopOutcome(self.name, "failed", pid,
+                               f"still running {KILL_TIMEOUT:.0f}s after SIGKILL ({_short(pid_cmdline(pid))})")
+        self._wait_released(pid, host, port)
+        self._forget()
+        return StopOutcome(self.name, "stopped", pid)
+
+    def _forget(self) -> None:
         self._reap()
+        self.record_file.unlink(missing_ok=True)
         self.pid_file.unlink(missing_ok=True)
-        return stopped
 
     def kill(self) -> None:
-        """SIGKILL the process (for crash tests); the pid file stays for stop() to clean."""
+        """SIGKILL the process (for crash tests); the pid file and record stay for stop() to clean."""
+        record = self.record()
         pid = self.pid()
-        if pid is not None:
-            self._signal(pid, signal.SIGKILL)
-            while pid_alive(pid):
-                self._reap()
-                time.sleep(0.02)
-            self._wait_released(pid)
+        if pid is None:
+            return
+        start_time = record.start_time if record is not None else pid_start_time(pid)
+        self._signal(pid, signal.SIGKILL)
+        deadline = time.monotonic() + KILL_TIMEOUT
+        while pid_alive(pid) and pid_start_time(pid) == start_time and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.02)
+        where = (record.host, record.port) if record is not None else (self.host, self.port)
+        self._wait_released(pid, *where)
 
-    def _wait_released(self, pid: int, timeout: float = 5.0) -> None:
+    def _wait_released(self, pid: int, host: str, port: int | None, timeout: float = 5.0) -> None:
         """Wait until the killed process's port is free: its leader shows as a zombie while the other threads
         are still exiting with the listening socket open, and a restart at that moment finds the port taken."""
         proc = getattr(self, "_proc", None)
@@ -230,7 +424,7 @@ class Service:
             except subprocess.TimeoutExpired:
                 pass
         deadline = time.monotonic() + timeout
-        while self.port is not None and port_open(self.host, self.port, 0.1) and time.monotonic() < deadline:
+        while port is not None and port_open(host, port, 0.1) and time.monotonic() < deadline:
             time.sleep(0.02)
 
     def _reap(self) -> None:
@@ -246,15 +440,17 @@ class Service:
             pass
 
     def status(self) -> str:
+        """One line: name, state, where it listens (as started, whatever this environment asks) and pid."""
+        running = self.running_as()
         pid = self.pid()
         if pid is None:
             state = "stopped"
-        elif self.answers():
+        elif running.answers():
             state = "running"
         else:
             state = "not answering"
         pid_txt = f"pid {pid}" if pid else "no pid"
-        where = f"{self.host}:{self.port}" if self.port else "-"
+        where = f"{running.host}:{running.port}" if running.port else "-"
         return f"{self.name:<16} {state:<14} {where:<22} {pid_txt}"
 
     def tail_log(self, lines: int = 20) -> str:
@@ -511,6 +707,38 @@ class HBaseServer(Service):
             conn.tables()
         finally:
             conn.close()
+
+
+class RecordedProcess(Service):
+    """A process known only by its record in the run folder (a worker beyond today's WORKERS...): status
+    shows it and down stops it; nothing starts it."""
+
+    def __init__(self, *, name: str, run_dir: str | os.PathLike):
+        super().__init__(run_dir=run_dir, port=None)
+        self.name = name
+        record = self.record()
+        if record is not None:
+            self.host, self.port = record.host, record.port
+
+    def command(self) -> list[str]:
+        raise ServiceError(f"{self.name} is known only by its record in {self.run_dir}; nothing here starts it")
+
+
+def recorded_services(run_dir: str | os.PathLike) -> list[RecordedProcess]:
+    """Every process recorded in the run folder, by name."""
+    return [RecordedProcess(name=path.name[: -len(RECORD_SUFFIX)], run_dir=run_dir)
+            for path in sorted(Path(run_dir).glob(f"*{RECORD_SUFFIX}"))]
+
+
+def _short(text: str, limit: int = 120) -> str:
+    text = text.strip() or "no command line"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def _current_user() -> str:
