@@ -1,4 +1,4 @@
-"""Start, probe and stop the local stack's server processes by pid file (used by deploy.local and the tests)."""
+"""Start, probe and stop the local stack's server processes, known by pid file and start record."""
 
 from __future__ import annotations
 
