@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local import build_stack, up
+from deploy.local import up
 from deploy.services import (HBaseServer, ProcessRecord, PythonProcess, ServiceError, free_port, pid_alive,
                              pid_start_time, port_open)
+from stack_testlib import stack_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PORT_VARS = ("BROKER_PORT", "MYSQL_PORT", "HBASE_PORT", "APPLICANT_API_PORT", "RISK_API_PORT")
@@ -23,16 +24,6 @@ def local_bare(run_dir, *args):
     """`python -m deploy.local ...` from a shell whose environment holds CREDIT_RUN_DIR and nothing else."""
     return subprocess.run([sys.executable, "-m", "deploy.local", *args], env={"CREDIT_RUN_DIR": str(run_dir)},
                           cwd=ROOT, capture_output=True, text=True, timeout=180)
-
-
-def stack_for(env):
-    old = dict(os.environ)
-    os.environ.update(env)
-    try:
-        return build_stack()
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
 
 
 @pytest.fixture()

@@ -9,8 +9,8 @@ import sys
 import pytest
 import requests
 
-from deploy.local import build_stack
 from deploy.services import pid_alive, port_open, free_port
+from stack_testlib import stack_for
 
 PORT_VARS = ("BROKER_PORT", "MYSQL_PORT", "HBASE_PORT", "APPLICANT_API_PORT", "RISK_API_PORT",
              "WORKER_1_WEB_PORT", "WORKER_2_WEB_PORT")
@@ -26,16 +26,6 @@ def stack_env(tmp_path):
 def local(env, *args, check=True):
     return subprocess.run([sys.executable, "-m", "deploy.local", *args], env=env, capture_output=True,
                           text=True, timeout=180, check=check)
-
-
-def stack_for(env):
-    old = dict(os.environ)
-    os.environ.update(env)
-    try:
-        return build_stack()
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
 
 
 def test_up_is_idempotent_and_down_leaves_nothing(stack_env):

@@ -191,13 +191,22 @@ def clean_item(app_id: int) -> dict:
 
 
 @st.composite
-def internal_values(draw):
-    """An internal message: a list of items, some valid, some broken in one place; or any JSON; or any bytes."""
+def not_items(draw):
+    """Half the time False (build a list of items instead); else any JSON value or any bytes (or no value)."""
     kind = draw(st.sampled_from(["items", "items", "json", "bytes"]))
     if kind == "bytes":
         return draw(st.one_of(st.none(), st.binary(max_size=48)))
     if kind == "json":
         return json.dumps(draw(json_value)).encode()
+    return False
+
+
+@st.composite
+def internal_values(draw):
+    """An internal message: a list of items, some valid, some broken in one place; or any JSON; or any bytes."""
+    other = draw(not_items())
+    if other is not False:
+        return other
     parts = []
     for _ in range(draw(st.integers(0, 5))):
         item = {k: json.dumps(v) for k, v in clean_item(draw(st.integers(1, 10**6))).items()}
@@ -267,11 +276,9 @@ def scored_values(draw):
     """A scored message: decisions (valid, or broken in one key), or any JSON, or any bytes."""
     from topology.records import decision
 
-    kind = draw(st.sampled_from(["items", "items", "json", "bytes"]))
-    if kind == "bytes":
-        return draw(st.one_of(st.none(), st.binary(max_size=48)))
-    if kind == "json":
-        return json.dumps(draw(json_value)).encode()
+    other = draw(not_items())
+    if other is not False:
+        return other
     parts = []
     for _ in range(draw(st.integers(0, 4))):
         dec = decision(clean_item(draw(st.integers(1, 10**6))), decision="decline", decided_by="policy",
