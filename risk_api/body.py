@@ -1,18 +1,19 @@
-"""Request bodies: a size-bounded read whatever the framing, and exact JSON parsing (big integers stay exact)."""
+"""Request bodies: the size-bounded read (applicant_api.body's) and exact JSON parsing (big integers stay exact)."""
 
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 import logging
 import re
+from decimal import Decimal
 from typing import IO, Any
 
 import orjson
 
+from applicant_api.body import read_body
+
 logger = logging.getLogger(__name__)
 
-READ_BLOCK = 1 << 16
 # orjson reads an integer literal beyond 64 bits as a rounded float: bodies holding a run of 19+ digits go to the
 # stdlib parser, whose integers are exact (the check is a C-speed regex scan; such bodies are rare).
 _LONG_DIGITS = re.compile(rb"[0-9]{19}")
@@ -24,16 +25,10 @@ class BodyTooLarge(ValueError):
 
 def read_limited(stream: IO[bytes], limit: int) -> bytes:
     """Read ``stream`` to its end, but raise BodyTooLarge as soon as more than ``limit`` bytes arrived."""
-    parts: list[bytes] = []
-    total = 0
-    while True:
-        block = stream.read(min(READ_BLOCK, limit + 1 - total))
-        if not block:
-            return b"".join(parts)
-        total += len(block)
-        if total > limit:
-            raise BodyTooLarge(f"body is larger than {limit} bytes")
-        parts.append(block)
+    body = read_body(stream, limit)
+    if body is None:
+        raise BodyTooLarge(f"body is larger than {limit} bytes")
+    return body
 
 
 def parse_json(data: bytes) -> Any:
