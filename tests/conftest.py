@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from deploy.services import Broker, HBaseServer, MariaDB, free_port
+
+# The same examples on every run (no example database on a fresh checkout, no deadline on a shared 2-core
+# machine): a red run is reproducible, and new examples are explored by changing the seed on purpose.
+hypothesis_settings.register_profile("project", derandomize=True, deadline=None)
+hypothesis_settings.load_profile("project")
 
 
 @pytest.fixture(scope="session")
