@@ -41,16 +41,12 @@ def schedule(stack: Stack, *, kill_broker: bool = False) -> list[tuple[float, st
     """(progress fraction, what, action): the faults, in the order they fire."""
     workers = stack.workers
 
-    def kill_restart(svc, pause: float):
+    def down_for(svc, pause: float, *, kill: bool = True):
         def act():
-            svc.kill()
-            time.sleep(pause)
-            svc.start()
-        return act
-
-    def stop_start(svc, pause: float):
-        def act():
-            svc.stop()
+            if kill:
+                svc.kill()
+            else:
+                svc.stop()
             time.sleep(pause)
             svc.start()
         return act
@@ -60,19 +56,19 @@ def schedule(stack: Stack, *, kill_broker: bool = False) -> list[tuple[float, st
         # the broker), and nothing after the crash is timed by the tally (a consumer that lives through it is
         # blind to what comes after). What counts is the store against HBase, by reconcile.
         return [
-            (0.10, f"kill -9 {workers[0].name}", kill_restart(workers[0], 1.0)),
-            (0.30, "kill -9 hbase, back after 8 s", kill_restart(stack.hbase, 8.0)),
+            (0.10, f"kill -9 {workers[0].name}", down_for(workers[0], 1.0)),
+            (0.30, "kill -9 hbase, back after 8 s", down_for(stack.hbase, 8.0)),
             (0.40, "kill -9 broker (memory only: all it held is lost); stop its clients, start all again",
              lambda: restart_broker(stack)),
         ]
     return [
-        (0.10, f"kill -9 {workers[0].name}", kill_restart(workers[0], 1.0)),
+        (0.10, f"kill -9 {workers[0].name}", down_for(workers[0], 1.0)),
         (0.20, "publish poison onto applicants.raw", lambda: publish_poison(stack)),
-        (0.30, "kill -9 hbase, back after 8 s", kill_restart(stack.hbase, 8.0)),
-        (0.45, "stop risk-api for 10 s", stop_start(stack.risk_api, 10.0)),
-        (0.55, "kill -9 producer", kill_restart(stack.producer, 1.0)),
-        (0.65, f"kill -9 {workers[-1].name}", kill_restart(workers[-1], 1.0)),
-        (0.80, f"kill -9 {workers[0].name}", kill_restart(workers[0], 1.0)),
+        (0.30, "kill -9 hbase, back after 8 s", down_for(stack.hbase, 8.0)),
+        (0.45, "stop risk-api for 10 s", down_for(stack.risk_api, 10.0, kill=False)),
+        (0.55, "kill -9 producer", down_for(stack.producer, 1.0)),
+        (0.65, f"kill -9 {workers[-1].name}", down_for(workers[-1], 1.0)),
+        (0.80, f"kill -9 {workers[0].name}", down_for(workers[0], 1.0)),
     ]
 
 

@@ -23,6 +23,7 @@ from typing import Any, Mapping
 from aiokafka.partitioner import murmur2
 
 from applicant_api.fields import MAX_INT, parse_int
+from hbase_helper.layout import MAX_TIME_MS
 from topology.codec import dumps
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,6 @@ logger = logging.getLogger(__name__)
 PROVENANCE_KEYS = ("source", "seq", "fetched_at", "created_at")
 MAX_APP_ID = MAX_INT        # the applications table's BIGINT id
 MAX_SEQ = MAX_INT           # the producer's sequence, a BIGINT too
-MAX_TIME_MS = 10**13 - 1    # epoch milliseconds with 13 digits (hbase_helper.layout's limit)
 MAX_REASON_CHARS = 2000     # a reason or field error longer than this is cut in a dead letter
 
 
@@ -102,8 +102,7 @@ def provenance(envelope_provenance: Any, src: Mapping[str, Any], ingested_at: in
             marker = {str(k)[:32]: str(v)[:255] for k, v in list(replay.items())[:8] if v is not None}
             out["replay"] = dumps(marker).decode()
     out.update(src)
-    ts = out.get("timestamp_ms")
-    if isinstance(ts, int) and not isinstance(ts, bool) and 0 <= ts <= MAX_TIME_MS:
+    if _is_time_ms(out.get("timestamp_ms")):
         out["timestamp_source"] = "kafka"
     else:
         out["timestamp_ms"] = ingested_at
@@ -111,12 +110,19 @@ def provenance(envelope_provenance: Any, src: Mapping[str, Any], ingested_at: in
     return out
 
 
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_APP_ID
+
+
+def _is_time_ms(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TIME_MS
+
+
 def _id_error(item: Any) -> str | None:
     if not isinstance(item, dict):
         return f"an item must be a JSON object, got a JSON {type(item).__name__}"
-    app_id = item.get("id")
-    if isinstance(app_id, bool) or not isinstance(app_id, int) or not 1 <= app_id <= MAX_APP_ID:
-        return f"id: must be a whole number in 1..{MAX_APP_ID}, got {_reason_text(app_id)[:64]}"
+    if not _is_id(item.get("id")):
+        return f"id: must be a whole number in 1..{MAX_APP_ID}, got {_reason_text(item.get('id'))[:64]}"
     return None
 
 
@@ -132,8 +138,7 @@ def item_error(item: Any) -> str | None:
         return "applicant: must be an object"
     if not isinstance(item.get("provenance"), dict):
         return "provenance: must be an object"
-    ingested_at = item.get("ingested_at")
-    if isinstance(ingested_at, bool) or not isinstance(ingested_at, int) or not 0 <= ingested_at <= MAX_TIME_MS:
+    if not _is_time_ms(item.get("ingested_at")):
         return "ingested_at: must be epoch milliseconds"
     return None
 
@@ -224,7 +229,7 @@ def dead_letter(*, stage: str, reason: str, errors: list | None, original: bytes
     parsed applicant, then a minimal record (stage, reason, where, the
     original bytes) is written instead.
     """
-    if isinstance(app_id, bool) or not isinstance(app_id, int) or not 1 <= app_id <= MAX_APP_ID:
+    if not _is_id(app_id):
         app_id = None
     dkey = id_key(app_id) if app_id is not None else (bytes(key) if isinstance(key, (bytes, bytearray)) else None)
     failure = ""
@@ -245,6 +250,14 @@ def dead_letter(*, stage: str, reason: str, errors: list | None, original: bytes
         raw = src.get("partition") if isinstance(src, Mapping) else None
         partition = raw % partitions if _small_int(raw) is not None else 0
     return partition, dkey, value
+
+
+def item_dead_letter(*, stage: str, item: Mapping[str, Any], reason: str, errors: list, partitions: int,
+                     max_original: int, applicant: Any = None) -> tuple[int, bytes | None, bytes]:
+    """The DLQ message for an internal item (clean, eligible or a decision) with a valid id that failed a stage."""
+    return dead_letter(stage=stage, reason=reason, errors=errors, original=item_bytes(item), key=id_key(item["id"]),
+                       src=item.get("provenance"), app_id=item["id"], partitions=partitions,
+                       max_original=max_original, applicant=applicant)
 
 
 def item_bytes(item: Any) -> bytes:

@@ -39,6 +39,11 @@ ODD_NUMBERS = ["9007199254740993", "18446744073709551616", "1" * 30, "²", "١٢
                "1e400", "NaN", "", "0", "9223372036854775807", "9223372036854775808"]
 
 
+def json_object(fields: dict[str, str]) -> str:
+    """A JSON object from names and raw JSON texts (which may be what no encoder writes: deep, huge numbers)."""
+    return "{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in fields.items()) + "}"
+
+
 def deep(n: int) -> str:
     return "[" * n + "1" + "]" * n
 
@@ -70,7 +75,7 @@ def raw_values(draw):
         fields[draw(st.sampled_from(FIELDS))] = draw(raw_fragment)
     if kind == "id":
         fields["id"] = draw(st.one_of(raw_fragment, st.sampled_from(ODD_NUMBERS).map(json.dumps)))
-    body = "{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in fields.items()) + "}"
+    body = json_object(fields)
     if kind == "bare":
         return body.encode()
     seq = draw(raw_fragment) if kind == "seq" else str(app_id)
@@ -214,10 +219,10 @@ def internal_values(draw):
         if broken == "field":
             applicant = {k: json.dumps(v) for k, v in json.loads(item["applicant"]).items()}
             applicant[draw(st.sampled_from(sorted(applicant)))] = draw(raw_fragment)
-            item["applicant"] = "{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in applicant.items()) + "}"
+            item["applicant"] = json_object(applicant)
         elif broken:
             item[broken] = draw(raw_fragment)
-        parts.append("{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in item.items()) + "}")
+        parts.append(json_object(item))
     return ("[" + ",".join(parts) + "]").encode()
 
 
@@ -288,7 +293,7 @@ def scored_values(draw):
                                        "decided_at", "extra"]))
         if broken:
             fields[broken] = draw(raw_fragment)
-        parts.append("{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in fields.items()) + "}")
+        parts.append(json_object(fields))
     return ("[" + ",".join(parts) + "]").encode()
 
 

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError, KafkaError
 from mode import Service
 
-from topology.codec import dumps, loads
+from topology.codec import loads
 from topology.records import dead_letter, item_bytes
 from topology.topics import bootstrap_of
 
@@ -57,14 +57,13 @@ def decode_items(value: bytes | None) -> list[Any]:
 def collect_items(messages, partitions: int, max_original: int, stage: str, check: Callable[[Any], str | None]):
     """(partition, item) pairs from internal-topic messages, and dlq messages for what ``check`` refuses.
 
-    ``messages`` are (key, value, source) tuples or faust events.  A message
-    that is not JSON gets one dead letter; in a message that is, each item that
-    breaks the topic's contract gets its own and the others carry on.
+    ``messages`` are (key, value, source) tuples.  A message that is not JSON
+    gets one dead letter; in a message that is, each item that breaks the
+    topic's contract gets its own and the others carry on.
     """
     items: list[tuple[int, dict]] = []
     dead: list[tuple[int, bytes | None, bytes]] = []
-    for m in messages:
-        key, value, src = m if isinstance(m, tuple) else message_source(m)
+    for key, value, src in messages:
         partition = src["partition"] % partitions
         try:
             decoded = decode_items(value)
@@ -84,25 +83,26 @@ def collect_items(messages, partitions: int, max_original: int, stage: str, chec
     return items, dead
 
 
-async def handle_guarded(stage: str, handle: Callable[[list], Awaitable[None]], msgs: list,
-                         send_dead: Callable[[list], Awaitable[None]], *, partitions: int, max_original: int) -> None:
-    """``await handle(msgs)``; if it raises, each message alone, and a minimal dead letter for any that still fails.
+async def handle_guarded(stage: str, handle: Callable[[list], Awaitable[int]], msgs: list,
+                         send_dead: Callable[[list], Awaitable[None]], *, partitions: int, max_original: int) -> int:
+    """``await handle(msgs)``; if it raises, each message alone, and a dead letter for any that still fails.
 
     The stages catch every failure they know of per message; this is the net
     under them, so that no input (nor a bug it triggers) can make a batch
     replay forever or hold up the messages behind it.  ``msgs`` are (key,
-    value, source) tuples.
+    value, source) tuples; ``handle`` returns how many applicants it handled,
+    and so does this.
     """
     try:
-        await handle(msgs)
-        return
+        return await handle(msgs)
     except asyncio.CancelledError:
         raise
     except Exception:
         logger.exception("%s: a batch of %d messages failed; handling them one by one", stage, len(msgs))
+    handled = 0
     for msg in msgs:
         try:
-            await handle([msg])
+            handled += await handle([msg])
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -113,6 +113,19 @@ async def handle_guarded(stage: str, handle: Callable[[list], Awaitable[None]], 
                                          errors=[{"field": "$", "reason": f"{type(exc).__name__}: {exc}"}],
                                          original=value, key=key, src=src, app_id=None, partitions=partitions,
                                          max_original=max_original)])
+    return handled
+
+
+async def run_stage(stream, stage: str, handle: Callable[[list], Awaitable[int]],
+                    send_dead: Callable[[list], Awaitable[None]], *, take: int, within: float, literal: bool,
+                    partitions: int, max_original: int) -> None:
+    """A faust agent's body: batches of events, each handled under ``handle_guarded``, with the stage's stats."""
+    stats = StageStats(stage)
+    async for events in batches(stream, take, within, literal=literal):
+        started = time.monotonic()
+        handled = await handle_guarded(stage, handle, [message_source(e) for e in events], send_dead,
+                                       partitions=partitions, max_original=max_original)
+        stats.add(len(events), handled, time.monotonic() - started)
 
 
 class StageStats:
@@ -127,10 +140,6 @@ class StageStats:
         self.started = now
         self.items = self.messages = self.batches = 0
         self.busy = 0.0
-
-    def saw(self, items: int) -> None:
-        """Count applicants handled (when they are known only inside the handler)."""
-        self.items += items
 
     def add(self, messages: int, items: int, busy: float) -> None:
         self.messages += messages
@@ -160,14 +169,16 @@ class RawReader(Service):
 
     stage = "raw"
     settings = None   # topology.settings.Settings, set by subclasses
+    emitter = None    # topology.emit.Emitter, set by subclasses
     consumer: AIOKafkaConsumer | None = None
 
-    async def handle(self, msgs: list[tuple[bytes | None, bytes | None, dict[str, Any]]]) -> None:
+    async def handle(self, msgs: list[tuple[bytes | None, bytes | None, dict[str, Any]]]) -> int:
+        """Handle and deliver ``msgs``; return how many applicants were handled."""
         raise NotImplementedError
 
     async def send_dead(self, dead: list[tuple[int, bytes | None, bytes]]) -> None:
         """Deliver dead letters (the DLQ messages of messages that failed alone)."""
-        raise NotImplementedError
+        await self.emitter.send(self.settings.topic_dlq, dead)
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         s = self.settings
@@ -210,8 +221,8 @@ class RawReader(Service):
                 continue
             started = time.monotonic()
             msgs = [record_source(m) for records in batch.values() for m in records]
-            await handle_guarded(self.stage, self.handle, msgs, self.send_dead, partitions=s.partitions,
-                                 max_original=s.dlq_original_max)
+            handled = await handle_guarded(self.stage, self.handle, msgs, self.send_dead, partitions=s.partitions,
+                                           max_original=s.dlq_original_max)
             # Delivered: now the offsets may advance, exactly past the messages just handled.
             offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
             try:
@@ -219,4 +230,4 @@ class RawReader(Service):
             except (CommitFailedError, KafkaError) as exc:
                 # A rebalance took the partitions away: their new owner replays them (at-least-once).
                 logger.warning("%s: commit failed (%s); those applicants will be replayed", self.stage, exc)
-            stats.add(len(msgs), len(msgs), time.monotonic() - started)
+            stats.add(len(msgs), handled, time.monotonic() - started)

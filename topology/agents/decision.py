@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any, Iterable, Mapping
 
-import time
-
-from topology.agents.common import StageStats, batches, collect_items, handle_guarded, message_source
+from topology.agents.common import collect_items, run_stage
 from topology.app import app, clean_topic, emitter, policy, settings
 from topology.emit import pack
 from topology.policy import Policy
-from topology.records import dead_letter, decision, id_key, item_bytes, item_error, now_ms
+from topology.records import decision, item_dead_letter, item_error, now_ms
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +42,9 @@ def decision_batch(messages: Iterable[tuple[bytes | None, bytes | None, Mapping[
             dec = decide(item, policy, decided_at)
         except Exception as exc:  # a bug must not lose the record or stop the stream
             logger.exception("decision failed on %s", item.get("id"))
-            dead.append(dead_letter(stage=STAGE, reason="internal error", errors=[{"field": "$", "reason": repr(exc)}],
-                                    original=item_bytes(item), key=id_key(item["id"]), src=item.get("provenance"),
-                                    app_id=item["id"], partitions=partitions, max_original=max_original))
+            dead.append(item_dead_letter(stage=STAGE, item=item, reason="internal error",
+                                         errors=[{"field": "$", "reason": repr(exc)}], partitions=partitions,
+                                         max_original=max_original))
             continue
         if dec is None:
             eligible.append((partition, item))
@@ -54,29 +53,24 @@ def decision_batch(messages: Iterable[tuple[bytes | None, bytes | None, Mapping[
     eligible_out, rejects = pack(eligible, per_message)
     declined_out, rejects2 = pack(declined, per_message)
     for _, item, why in rejects + rejects2:
-        dead.append(dead_letter(stage=STAGE, reason="record cannot be sent", errors=[{"field": "$", "reason": why}],
-                                original=item_bytes(item), key=id_key(item["id"]), src=item.get("provenance"),
-                                app_id=item["id"], partitions=partitions, max_original=max_original))
+        dead.append(item_dead_letter(stage=STAGE, item=item, reason="record cannot be sent",
+                                     errors=[{"field": "$", "reason": why}], partitions=partitions,
+                                     max_original=max_original))
     return eligible_out, declined_out, dead, len(items)
+
+
+async def handle_clean(msgs) -> int:
+    """Decide (key, value, source) messages of applicants.clean and deliver the results; returns the applicants."""
+    eligible, scored, dead, n_items = decision_batch(
+        msgs, policy=policy, partitions=settings.partitions, max_original=settings.dlq_original_max,
+        per_message=1 if settings.literal else settings.stage_batch)
+    await emitter.send_all({settings.topic_eligible: eligible, settings.topic_scored: scored,
+                            settings.topic_dlq: dead})
+    return n_items
 
 
 @app.agent(clean_topic, name="decision")
 async def decision_agent(stream):
-    stats = StageStats(STAGE)
-
-    async def handle(msgs) -> None:
-        eligible, scored, dead, n_items = decision_batch(
-            msgs, policy=policy, partitions=settings.partitions, max_original=settings.dlq_original_max,
-            per_message=1 if settings.literal else settings.stage_batch)
-        await emitter.send_all({settings.topic_eligible: eligible, settings.topic_scored: scored,
-                                settings.topic_dlq: dead})
-        stats.saw(n_items)
-
-    async def send_dead(dead) -> None:
-        await emitter.send(settings.topic_dlq, dead)
-
-    async for events in batches(stream, settings.take_max, settings.take_within, literal=settings.literal):
-        started = time.monotonic()
-        await handle_guarded(STAGE, handle, [message_source(e) for e in events], send_dead,
-                             partitions=settings.partitions, max_original=settings.dlq_original_max)
-        stats.add(len(events), 0, time.monotonic() - started)
+    await run_stage(stream, STAGE, handle_clean, partial(emitter.send, settings.topic_dlq), take=settings.take_max,
+                    within=settings.take_within, literal=settings.literal, partitions=settings.partitions,
+                    max_original=settings.dlq_original_max)

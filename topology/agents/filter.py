@@ -21,14 +21,14 @@ Two runners share ``filter_batch`` (RAW_CONSUMER):
 from __future__ import annotations
 
 import logging
-import time
+from functools import partial
 from typing import Any, Iterable, Mapping
 
 import orjson
 
 from applicant_api.fields import RecordError, clean_record
 from topology.app import app, emitter, raw_topic, settings
-from topology.agents.common import RawReader, StageStats, batches, handle_guarded, message_source
+from topology.agents.common import RawReader, run_stage
 from topology.emit import pack
 from topology.records import best_effort_id, dead_letter, id_key, now_ms, partition_for, provenance
 
@@ -118,33 +118,27 @@ def filter_batch(messages: Iterable[tuple[bytes | None, bytes | None, Mapping[st
     for _, item, why in rejects:
         key, value, src = origins[id(item)]
         dead.append(dead_letter(stage=STAGE, reason="clean record cannot be sent",
-                                errors=[{"field": "$", "reason": why}],
-                                original=value, key=key, src=src, app_id=item["id"], partitions=partitions,
-                                max_original=max_original))
+                                errors=[{"field": "$", "reason": why}], original=value, key=key, src=src,
+                                app_id=item["id"], partitions=partitions, max_original=max_original))
     return out, dead, len(clean) - len(rejects)
 
 
-async def run_filter_agent(stream):
-    """The filter as a faust agent body (RAW_CONSUMER=faust, the literal mode, and faust test contexts)."""
-    stats = StageStats(STAGE)
-    async for events in batches(stream, settings.take_max, settings.take_within, literal=settings.literal):
-        started = time.monotonic()
-        await handle_guarded(STAGE, _handle, [message_source(e) for e in events], _send_dead,
-                             partitions=settings.partitions, max_original=settings.dlq_original_max)
-        stats.add(len(events), len(events), time.monotonic() - started)
-
-
-async def _handle(msgs) -> None:
+async def handle_raw(msgs) -> int:
+    """Filter (key, value, source) messages of applicants.raw and deliver the results; returns how many."""
     clean, dead, kept = filter_batch(msgs, partitions=settings.partitions, max_bytes=settings.max_raw_bytes,
                                      max_original=settings.dlq_original_max,
                                      per_message=1 if settings.literal else settings.stage_batch)
     await emitter.send_all({settings.topic_clean: clean, settings.topic_dlq: dead})
     if dead:
         logger.info("filter: %d of %d dead-lettered", len(dead), len(msgs))
+    return len(msgs)
 
 
-async def _send_dead(dead) -> None:
-    await emitter.send(settings.topic_dlq, dead)
+async def run_filter_agent(stream):
+    """The filter as a faust agent body (RAW_CONSUMER=faust, the literal mode, and faust test contexts)."""
+    await run_stage(stream, STAGE, handle_raw, partial(emitter.send, settings.topic_dlq), take=settings.take_max,
+                    within=settings.take_within, literal=settings.literal, partitions=settings.partitions,
+                    max_original=settings.dlq_original_max)
 
 
 class RawFilter(RawReader):
@@ -152,12 +146,10 @@ class RawFilter(RawReader):
 
     stage = STAGE
     settings = settings
+    emitter = emitter
 
-    async def handle(self, msgs) -> None:
-        await _handle(msgs)
-
-    async def send_dead(self, dead) -> None:
-        await _send_dead(dead)
+    async def handle(self, msgs) -> int:
+        return await handle_raw(msgs)
 
 
 # Built but only registered (subscribed) when it is the raw consumer; test contexts clone it either way.

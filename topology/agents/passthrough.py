@@ -24,10 +24,12 @@ async def run_passthrough_agent(stream):
 class RawPassthrough(RawReader):
     stage = "passthrough"
     settings = settings
+    emitter = emitter
 
-    async def handle(self, msgs) -> None:
+    async def handle(self, msgs) -> int:
         await emitter.send(settings.topic_passthrough,
                            [(src["partition"] % settings.partitions, key, value) for key, value, src in msgs])
+        return len(msgs)
 
 
 if settings.raw_consumer == "faust":

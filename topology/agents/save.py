@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from hbase_helper.layout import DecisionError, validate_decision
 from hbase_helper.settings import HBaseSettings
 from hbase_helper.writer import DecisionWriter
 
-from topology.agents.common import StageStats, batches, collect_items, handle_guarded, message_source
+from topology.agents.common import collect_items, run_stage
 from topology.app import app, emitter, scored_topic, settings
 from topology.codec import dumps
-from topology.records import dead_letter, decision_event, decision_item_error, id_key, item_bytes, now_ms
+from topology.records import decision_event, decision_item_error, id_key, item_dead_letter, now_ms
 from topology.retry import backoff_delays
 
 logger = logging.getLogger(__name__)
@@ -80,10 +80,10 @@ async def save_decisions(writer: DecisionWriter, executor: ThreadPoolExecutor, d
         except DecisionError:
             part, bad = split_valid(part)
             for (partition, dec), reason in bad:
-                dead.append(dead_letter(stage=STAGE, reason="decision breaks the HBase writer's contract",
-                                        errors=[{"field": "$", "reason": reason}], original=item_bytes(dec),
-                                        key=id_key(dec["id"]), src=dec.get("provenance"), app_id=dec["id"],
-                                        partitions=partitions, max_original=max_original))
+                dead.append(item_dead_letter(stage=STAGE, item=dec,
+                                             reason="decision breaks the HBase writer's contract",
+                                             errors=[{"field": "$", "reason": reason}], partitions=partitions,
+                                             max_original=max_original))
             if not part:
                 continue
             saved_at = await write_with_retry(writer, executor, [d for _, d in part], base=base, cap=cap)
@@ -111,23 +111,17 @@ async def save_agent(stream):
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hbase-save")
     chunk = 1 if settings.literal else settings.save_batch_size
     take = max(1, settings.save_batch_size // max(1, settings.stage_batch // 2))
-    stats = StageStats(STAGE)
 
-    async def handle(msgs) -> None:
+    async def handle(msgs) -> int:
         out, dead, n_items = await save_batch(writer, executor, msgs, chunk=chunk, partitions=settings.partitions,
                                               max_original=settings.dlq_original_max, base=settings.retry_base,
                                               cap=settings.retry_cap)
         await emitter.send_all({settings.topic_decisions: out, settings.topic_dlq: dead})
-        stats.saw(n_items)
-
-    async def send_dead(dead) -> None:
-        await emitter.send(settings.topic_dlq, dead)
+        return n_items
 
     try:
-        async for events in batches(stream, take, settings.save_batch_within, literal=settings.literal):
-            started = time.monotonic()
-            await handle_guarded(STAGE, handle, [message_source(e) for e in events], send_dead,
-                                 partitions=settings.partitions, max_original=settings.dlq_original_max)
-            stats.add(len(events), 0, time.monotonic() - started)
+        await run_stage(stream, STAGE, handle, partial(emitter.send, settings.topic_dlq), take=take,
+                        within=settings.save_batch_within, literal=settings.literal, partitions=settings.partitions,
+                        max_original=settings.dlq_original_max)
     finally:
         executor.shutdown(wait=False)

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import logging
 import math
+from functools import partial
 from typing import Any, Mapping
 
-import time
-
-from topology.agents.common import StageStats, batches, collect_items, handle_guarded, message_source
+from topology.agents.common import collect_items, run_stage
 from topology.app import app, eligible_topic, emitter, policy, settings
 from topology.codec import dumps
 from topology.emit import pack
-from topology.records import dead_letter, decision, id_key, item_bytes, item_error, now_ms
+from topology.records import decision, item_dead_letter, item_error, now_ms
 from topology.risk_client import RiskClient
 
 logger = logging.getLogger(__name__)
@@ -57,10 +56,8 @@ async def submit_items(client: RiskClient, items: list[tuple[int, dict]], *, bat
     dead: list[tuple[int, bytes | None, bytes]] = []
 
     def reject(item: dict, reason: str, errors: list, applicant: Any = None) -> None:
-        key = id_key(item["id"])
-        dead.append(dead_letter(stage=STAGE, reason=reason, errors=errors, original=item_bytes(item), key=key,
-                                src=item.get("provenance"), app_id=item["id"], partitions=partitions,
-                                max_original=max_original, applicant=applicant))
+        dead.append(item_dead_letter(stage=STAGE, item=item, reason=reason, errors=errors, partitions=partitions,
+                                     max_original=max_original, applicant=applicant))
 
     for start in range(0, len(items), batch_size):
         chunk = items[start:start + batch_size]
@@ -100,9 +97,8 @@ async def submit_batch(client: RiskClient, msgs, *, batch_size: int, per_message
     scored, dead2 = await submit_items(client, items, batch_size=batch_size, policy_version=policy_version,
                                        partitions=partitions, max_original=max_original)
     out, rejects = pack(scored, per_message)
-    dead3 = [dead_letter(stage=STAGE, reason="decision cannot be sent", errors=[{"field": "$", "reason": why}],
-                         original=item_bytes(dec), key=id_key(dec["id"]), src=dec.get("provenance"),
-                         app_id=dec["id"], partitions=partitions, max_original=max_original)
+    dead3 = [item_dead_letter(stage=STAGE, item=dec, reason="decision cannot be sent",
+                              errors=[{"field": "$", "reason": why}], partitions=partitions, max_original=max_original)
              for _, dec, why in rejects]
     return out, dead + dead2 + dead3, len(items)
 
@@ -115,23 +111,17 @@ async def submit_agent(stream):
     per_message = 1 if settings.literal else settings.stage_batch
     # take() counts messages; each carries up to STAGE_BATCH applicants.
     take = max(1, math.ceil(settings.submit_batch_size / settings.stage_batch))
-    stats = StageStats(STAGE)
 
-    async def handle(msgs) -> None:
+    async def handle(msgs) -> int:
         scored, dead, n_items = await submit_batch(client, msgs, batch_size=batch_size, per_message=per_message,
-                                          policy_version=policy.version, partitions=settings.partitions,
-                                          max_original=settings.dlq_original_max)
+                                                   policy_version=policy.version, partitions=settings.partitions,
+                                                   max_original=settings.dlq_original_max)
         await emitter.send_all({settings.topic_scored: scored, settings.topic_dlq: dead})
-        stats.saw(n_items)
-
-    async def send_dead(dead) -> None:
-        await emitter.send(settings.topic_dlq, dead)
+        return n_items
 
     try:
-        async for events in batches(stream, take, settings.submit_batch_within, literal=settings.literal):
-            started = time.monotonic()
-            await handle_guarded(STAGE, handle, [message_source(e) for e in events], send_dead,
-                                 partitions=settings.partitions, max_original=settings.dlq_original_max)
-            stats.add(len(events), 0, time.monotonic() - started)
+        await run_stage(stream, STAGE, handle, partial(emitter.send, settings.topic_dlq), take=take,
+                        within=settings.submit_batch_within, literal=settings.literal, partitions=settings.partitions,
+                        max_original=settings.dlq_original_max)
     finally:
         await client.close()
