@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 APPLICANTS ?= 20000
+STACK ?= embedded
 
 .PHONY: setup run up down status test bench clean
 
@@ -9,10 +10,10 @@ setup:
 	@bash deploy/scripts/bootstrap.sh
 
 run: setup
-	$(PY) -m deploy.local run --applicants $(APPLICANTS)
+	$(PY) -m deploy.local run --stack $(STACK) --applicants $(APPLICANTS)
 
 up: setup
-	$(PY) -m deploy.local up
+	$(PY) -m deploy.local up --stack $(STACK)
 
 down:
 	$(PY) -m deploy.local down

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from pathlib import Path
 
 import click
 
@@ -19,10 +18,15 @@ DEFAULT_IMPORT_BATCH = 2_000
 
 
 def reset_state(stack: Stack) -> None:
-    """Start from a clean slate: no HBase rows, no producer checkpoint (the broker keeps nothing on restart)."""
-    for path in (Path(stack.hbase.db), stack.run_dir / "producer.checkpoint"):
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    """Start from a clean slate (services stopped): no HBase rows, no producer checkpoint, no broker data
+    (Tansu keeps nothing on restart; Apache Kafka's log folder goes)."""
+    import shutil
+
+    for path in [*stack.stored_data(), stack.run_dir / "producer.checkpoint"]:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def synthetic_file(stack: Stack, applicants: int, seed: int, dirty: float) -> Path:

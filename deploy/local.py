@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from deploy.apache_servers import HBaseMaster, HBaseThrift, KafkaServer
 from deploy.reconcile import reconcile_cmd
 from deploy.services import (Broker, GunicornApp, HBaseServer, MariaDB, PythonProcess, Service,
                              ServiceError, StopOutcome, recorded_services, risk_api, run_secret)
@@ -25,6 +26,9 @@ DEFAULT_HBASE_PORT = 9090                                           # HBASE_PORT
 DEFAULT_APPLICANT_API_PORT = 5001                                   # APPLICANT_API_PORT
 DEFAULT_RISK_API_PORT = 5002                                        # RISK_API_PORT
 DEFAULT_WORKERS = 2                                                 # WORKERS (Faust worker processes)
+DEFAULT_ZOOKEEPER_PORT = 2182                                       # ZOOKEEPER_PORT (apache stack's HBase)
+STACKS = ("embedded", "apache")
+DEFAULT_STACK = "embedded"                                          # STACK
 
 
 def _env_int(name: str, default: int) -> int:
@@ -44,15 +48,23 @@ class Stack:
     run_dir: Path
     broker: Broker
     mariadb: MariaDB
-    hbase: HBaseServer
+    hbase: HBaseServer | HBaseThrift
     applicant_api: GunicornApp
     risk_api: GunicornApp
     producer: PythonProcess
     workers: list[PythonProcess]
+    name: str = DEFAULT_STACK
+    hbase_master: HBaseMaster | None = None   # the apache stack's HBase JVM behind its Thrift server
 
     @property
     def infrastructure(self) -> list[Service]:
-        return [self.broker, self.mariadb, self.hbase]
+        return [self.broker, self.mariadb, *([self.hbase_master] if self.hbase_master else []), self.hbase]
+
+    def stored_data(self) -> list[Path]:
+        """What a clean slate removes (with the services stopped): the broker's and HBase's data."""
+        if self.name == "apache":
+            return [self.broker.data_dir / "logs", self.hbase_master.data_dir]
+        return [Path(f"{self.hbase.db}{suffix}") for suffix in ("", "-wal", "-shm", "-journal")]
 
     @property
     def applications(self) -> list[Service]:
@@ -80,17 +92,29 @@ def pipeline_env(run_dir: Path, broker: Broker, mariadb: MariaDB, hbase: HBaseSe
 
 
 def build_stack(run_dir: Path | None = None, *, workers: int | None = None,
-                ports: dict[str, int] | None = None) -> Stack:
-    """The stack for a run folder; ports come from ``ports``, else the environment, else the defaults."""
+                ports: dict[str, int] | None = None, stack: str | None = None) -> Stack:
+    """The stack for a run folder; ports come from ``ports``, else the environment, else the defaults.
+
+    ``stack`` (else STACK, else embedded): 'embedded' (Tansu, the HBase emulator) or 'apache' (Apache Kafka,
+    Apache HBase + its Thrift server)."""
     run_dir = Path(run_dir or os.environ.get("CREDIT_RUN_DIR") or DEFAULT_RUN_DIR)
     ports = dict(ports or {})
+    stack = stack or os.environ.get("STACK") or DEFAULT_STACK
+    if stack not in STACKS:
+        raise click.UsageError(f"STACK must be one of {', '.join(STACKS)}, got {stack!r}")
 
     def port(name: str, default: int) -> int:
         return ports.get(name) or _env_int(name, default)
 
-    broker = Broker(run_dir=run_dir, port=port("BROKER_PORT", DEFAULT_BROKER_PORT))
     mariadb = MariaDB(run_dir=run_dir, port=port("MYSQL_PORT", DEFAULT_MYSQL_PORT))
-    hbase = HBaseServer(run_dir=run_dir, port=port("HBASE_PORT", DEFAULT_HBASE_PORT))
+    hbase_master = None
+    if stack == "apache":
+        broker = KafkaServer(run_dir=run_dir, port=port("BROKER_PORT", DEFAULT_BROKER_PORT))
+        hbase_master = HBaseMaster(run_dir=run_dir, port=port("ZOOKEEPER_PORT", DEFAULT_ZOOKEEPER_PORT))
+        hbase = HBaseThrift(master=hbase_master, port=port("HBASE_PORT", DEFAULT_HBASE_PORT))
+    else:
+        broker = Broker(run_dir=run_dir, port=port("BROKER_PORT", DEFAULT_BROKER_PORT))
+        hbase = HBaseServer(run_dir=run_dir, port=port("HBASE_PORT", DEFAULT_HBASE_PORT))
     applicant_port = port("APPLICANT_API_PORT", DEFAULT_APPLICANT_API_PORT)
     risk_port = port("RISK_API_PORT", DEFAULT_RISK_API_PORT)
     env = pipeline_env(run_dir, broker, mariadb, hbase, applicant_port, risk_port)
@@ -99,6 +123,8 @@ def build_stack(run_dir: Path | None = None, *, workers: int | None = None,
         raise click.UsageError("WORKERS must be at least 1")
     return Stack(
         run_dir=run_dir,
+        name=stack,
+        hbase_master=hbase_master,
         broker=broker,
         mariadb=mariadb,
         hbase=hbase,
@@ -179,11 +205,17 @@ def cli(verbose: bool) -> None:
         logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
+STACK_OPTION = click.option("--stack", type=click.Choice(STACKS), default=None,
+                            help="embedded (Tansu + HBase emulator, the default) or apache (Apache Kafka + "
+                                 "Apache HBase); else STACK.")
+
+
 @cli.command("up")
 @click.option("--infra-only", is_flag=True, help="Only the broker, MariaDB and the HBase server.")
-def up_cmd(infra_only: bool) -> None:
+@STACK_OPTION
+def up_cmd(infra_only: bool, stack: str | None) -> None:
     """Start every service (idempotent) and wait until each answers."""
-    stack = build_stack()
+    stack = build_stack(stack=stack)
     try:
         up(stack, stack.infrastructure if infra_only else None)
     except ServiceError as exc:
@@ -209,12 +241,15 @@ BROKER_WARNING = ("the broker (Tansu) keeps every message in memory only: a cras
 
 
 @cli.command("status")
-def status_cmd() -> None:
-    """One line per service, and what a broker crash costs."""
-    stack = build_stack()
+@STACK_OPTION
+def status_cmd(stack: str | None) -> None:
+    """The stack's name, one line per service, and what a broker crash costs."""
+    stack = build_stack(stack=stack)
+    click.echo(f"stack: {stack.name}")
     for svc in stack.services + [svc for svc in unlisted(stack) if svc.is_running()]:
         click.echo(svc.status())
-    click.echo(f"note: {BROKER_WARNING}")
+    if stack.name == "embedded":
+        click.echo(f"note: {BROKER_WARNING}")
 
 
 def stack_env(stack: Stack) -> dict[str, str]:
@@ -240,11 +275,13 @@ def env_cmd() -> None:
 @click.option("--keep-running", is_flag=True, help="Leave the whole stack up afterwards.")
 @click.option("--timeout", default=900.0, show_default=True, type=float,
               help="Give up when no applicant was accounted for during this many seconds.")
-def run_cmd(applicants: int, dirty: float, seed: int, keep_running: bool, timeout: float) -> None:
+@STACK_OPTION
+def run_cmd(applicants: int, dirty: float, seed: int, keep_running: bool, timeout: float,
+            stack: str | None) -> None:
     """The main job: the whole pipeline on the local stack, from a clean slate, ending in a JSON summary."""
     from deploy.job import run_job
 
-    stack = build_stack()
+    stack = build_stack(stack=stack)
     try:
         summary = run_job(stack, applicants=applicants, dirty=dirty, seed=seed,
                           keep_running=keep_running, stall_timeout=timeout)

@@ -182,6 +182,7 @@ class Service:
     """
 
     name = "service"
+    start_timeout = DEFAULT_START_TIMEOUT   # seconds ``start`` waits for the first answer, unless told
 
     def __init__(self, *, run_dir: str | os.PathLike, port: int | None, host: str = DEFAULT_HOST):
         if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
@@ -277,8 +278,9 @@ class Service:
             return False
 
     # -- lifecycle -----------------------------------------------------------
-    def start(self, timeout: float = DEFAULT_START_TIMEOUT) -> bool:
+    def start(self, timeout: float | None = None) -> bool:
         """Start unless already running; wait until it answers. True if it was started now."""
+        timeout = self.start_timeout if timeout is None else timeout
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.is_running():
             running = self.running_as()
@@ -621,7 +623,7 @@ class MariaDB(Service):
         finally:
             conn.close()
 
-    def start(self, timeout: float = DEFAULT_START_TIMEOUT) -> bool:
+    def start(self, timeout: float | None = None) -> bool:
         started = super().start(timeout)
         if not started:
             self.secure_root()  # already running, maybe from a run folder made before root had a password
