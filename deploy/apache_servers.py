@@ -222,7 +222,7 @@ class HBaseMaster(Service):
             "logger.hadoop.name = org.apache.hadoop\nlogger.hadoop.level = WARN\n"
             "logger.hbase.name = org.apache.hadoop.hbase\nlogger.hbase.level = INFO\n")
 
-    def java(self, heap: str) -> list[str]:
+    def jvm_command(self, heap: str) -> list[str]:
         return [java(), f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
                 "-Djava.net.preferIPv4Stack=true", *JDK17_FLAGS,
                 f"-Dlog4j2.configurationFile=file:{self.conf_dir / 'log4j2.properties'}",
@@ -231,10 +231,7 @@ class HBaseMaster(Service):
 
     def command(self) -> list[str]:
         heap = os.environ.get("HBASE_HEAP") or DEFAULT_HBASE_HEAP
-        return [*self.java(heap), "org.apache.hadoop.hbase.master.HMaster", "start"]
-
-    def env(self) -> dict[str, str]:
-        return dict(os.environ)
+        return [*self.jvm_command(heap), "org.apache.hadoop.hbase.master.HMaster", "start"]
 
     def probe(self) -> None:
         """ZooKeeper answers 'ruok' with 'imok' (the Thrift server proves the master itself)."""
@@ -266,14 +263,11 @@ class HBaseThrift(Service):
 
     def command(self) -> list[str]:
         heap = os.environ.get("HBASE_THRIFT_HEAP") or DEFAULT_THRIFT_HEAP
-        return [*self.master.java(heap), "org.apache.hadoop.hbase.thrift.ThriftServer",
+        return [*self.master.jvm_command(heap), "org.apache.hadoop.hbase.thrift.ThriftServer",
                 "-threadpool", "-b", self.host, "-p", str(self.port), "start"]
 
     def prepare(self) -> None:
         self.master.prepare()
-
-    def env(self) -> dict[str, str]:
-        return dict(os.environ)
 
     def probe(self) -> None:
         import happybase
