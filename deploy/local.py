@@ -29,6 +29,7 @@ DEFAULT_WORKERS = 2                                                 # WORKERS (F
 DEFAULT_ZOOKEEPER_PORT = 2182                                       # ZOOKEEPER_PORT (apache stack's HBase)
 STACKS = ("embedded", "apache")
 DEFAULT_STACK = "embedded"                                          # STACK
+STACK_FILE = "stack"     # in the run folder: the stack `up` last started there
 
 
 def _env_int(name: str, default: int) -> int:
@@ -91,15 +92,24 @@ def pipeline_env(run_dir: Path, broker: Broker, mariadb: MariaDB, hbase: HBaseSe
     }
 
 
+def recorded_stack(run_dir: Path) -> str | None:
+    """The stack `up` last started in ``run_dir`` (so status and down need no STACK in their shell)."""
+    try:
+        name = (run_dir / STACK_FILE).read_text().strip()
+    except OSError:
+        return None
+    return name if name in STACKS else None
+
+
 def build_stack(run_dir: Path | None = None, *, workers: int | None = None,
                 ports: dict[str, int] | None = None, stack: str | None = None) -> Stack:
     """The stack for a run folder; ports come from ``ports``, else the environment, else the defaults.
 
-    ``stack`` (else STACK, else embedded): 'embedded' (Tansu, the HBase emulator) or 'apache' (Apache Kafka,
-    Apache HBase + its Thrift server)."""
+    ``stack`` (else STACK, else the stack `up` last started in this run folder, else embedded): 'embedded'
+    (Tansu, the HBase emulator) or 'apache' (Apache Kafka, Apache HBase + its Thrift server)."""
     run_dir = Path(run_dir or os.environ.get("CREDIT_RUN_DIR") or DEFAULT_RUN_DIR)
     ports = dict(ports or {})
-    stack = stack or os.environ.get("STACK") or DEFAULT_STACK
+    stack = stack or os.environ.get("STACK") or recorded_stack(run_dir) or DEFAULT_STACK
     if stack not in STACKS:
         raise click.UsageError(f"STACK must be one of {', '.join(STACKS)}, got {stack!r}")
 
@@ -168,6 +178,8 @@ def create_topics(stack: Stack) -> None:
 
 def up(stack: Stack, services: list[Service] | None = None) -> None:
     """Start each service unless it runs already; wait until each answers a real request."""
+    stack.run_dir.mkdir(parents=True, exist_ok=True)
+    (stack.run_dir / STACK_FILE).write_text(stack.name + "\n")
     for svc in services if services is not None else stack.services:
         started = svc.start()
         if svc is stack.mariadb:

@@ -10,11 +10,11 @@ import sys
 from deploy.services import free_port, port_open
 
 PORT_VARS = ("BROKER_PORT", "MYSQL_PORT", "HBASE_PORT", "APPLICANT_API_PORT", "RISK_API_PORT",
-             "WORKER_1_WEB_PORT", "WORKER_2_WEB_PORT")
+             "WORKER_1_WEB_PORT", "WORKER_2_WEB_PORT", "ZOOKEEPER_PORT")
 
 
-def test_run_reconciles_and_stops_everything(tmp_path):
-    env = dict(os.environ, CREDIT_RUN_DIR=str(tmp_path / "run"), WORKERS="2")
+def test_run_reconciles_and_stops_everything(stack, tmp_path):
+    env = dict(os.environ, CREDIT_RUN_DIR=str(tmp_path / "run"), WORKERS="2", STACK=stack)
     env.update({name: str(free_port()) for name in PORT_VARS})
     proc = subprocess.run([sys.executable, "-m", "deploy.local", "run", "--applicants", "3000",
                            "--dirty", "0.05", "--seed", "11", "--timeout", "120"],
@@ -38,8 +38,9 @@ def test_run_reconciles_and_stops_everything(tmp_path):
 
 
 def test_a_broker_crash_mid_run_is_reported_as_lost_applicants_by_id(tmp_path):
-    """kill -9 of the broker mid-run, then `up`: the job stalls and names the lost applicants (count and
-    sample), the same ones `reconcile` finds afterwards."""
+    """Embedded stack (Tansu keeps messages in memory only): kill -9 of the broker mid-run, then `up`: the job
+    stalls and names the lost applicants (count and sample), the same ones `reconcile` finds afterwards.
+    On the apache stack the broker keeps its log: tests/topology/test_apache_faults.py shows nothing is lost."""
     import re
     import signal
     import time
@@ -48,7 +49,7 @@ def test_a_broker_crash_mid_run_is_reported_as_lost_applicants_by_id(tmp_path):
     from topology.process import wait_for
 
     run_dir = tmp_path / "run"
-    env = dict(os.environ, CREDIT_RUN_DIR=str(run_dir), WORKERS="1")
+    env = dict(os.environ, CREDIT_RUN_DIR=str(run_dir), WORKERS="1", STACK="embedded")
     env.update({name: str(free_port()) for name in PORT_VARS})
     job = subprocess.Popen([sys.executable, "-m", "deploy.local", "run", "--applicants", "8000", "--dirty", "0",
                             "--seed", "5", "--timeout", "20"], env=env, stdout=subprocess.PIPE,

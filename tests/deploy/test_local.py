@@ -13,12 +13,12 @@ from deploy.services import pid_alive, port_open, free_port
 from stack_testlib import stack_for
 
 PORT_VARS = ("BROKER_PORT", "MYSQL_PORT", "HBASE_PORT", "APPLICANT_API_PORT", "RISK_API_PORT",
-             "WORKER_1_WEB_PORT", "WORKER_2_WEB_PORT")
+             "WORKER_1_WEB_PORT", "WORKER_2_WEB_PORT", "ZOOKEEPER_PORT")
 
 
 @pytest.fixture()
-def stack_env(tmp_path):
-    env = dict(os.environ, CREDIT_RUN_DIR=str(tmp_path / "run"), WORKERS="2")
+def stack_env(stack, tmp_path):
+    env = dict(os.environ, CREDIT_RUN_DIR=str(tmp_path / "run"), WORKERS="2", STACK=stack)
     env.update({name: str(free_port()) for name in PORT_VARS})
     return env
 
@@ -46,6 +46,7 @@ def test_up_is_idempotent_and_down_leaves_nothing(stack_env):
 
     status = local(stack_env, "status").stdout
     assert status.count("running") == len(stack.services), status
+    assert f"stack: {stack_env['STACK']}" in status, status
 
     second = local(stack_env, "up")
     assert "started" not in second.stderr.replace("already running", ""), second.stderr

@@ -13,6 +13,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from deploy.apache_servers import HBaseThrift
 from deploy.services import HBaseServer, free_port
 from deploy.services import risk_api as risk_api_service
 from hbase_helper import layout
@@ -66,9 +67,14 @@ def start_risk_api(tmp_path, risk_token):
 
 
 @pytest.fixture
-def own_hbase(tmp_path):
-    """An HBase server this test may stop and start (same port, same SQLite file)."""
-    svc = HBaseServer(run_dir=tmp_path / "hbase", port=free_port())
+def own_hbase(stack, stack_servers, tmp_path):
+    """An HBase Thrift server this test may stop and start (same port, same data): on the embedded stack an
+    emulator on its own SQLite file; on the apache stack a Thrift server of its own in front of the session's
+    HBase JVM (what clients lose when "HBase" is down; tests/topology/test_apache_faults.py kills the JVM)."""
+    if stack == "apache":
+        svc = HBaseThrift(master=stack_servers.hbase_master(), port=free_port(), name="hbase-thrift-own")
+    else:
+        svc = HBaseServer(run_dir=tmp_path / "hbase", port=free_port())
     svc.start()
     yield svc
     svc.stop()
@@ -80,7 +86,7 @@ class Topology:
 
     env: dict
     settings: Settings
-    hbase: HBaseServer
+    hbase: HBaseServer | HBaseThrift
     run_dir: object
     workers: list = field(default_factory=list)
 
@@ -241,17 +247,23 @@ def _topology(broker, hbase, risk, tmp_path, **extra):
 
 
 @pytest.fixture
-def make_topology(broker, tmp_path):
-    """Factory for a topology on given HBase / risk API services (for the outage tests)."""
+def topology_on(tmp_path):
+    """Factory: ``topology_on(broker, hbase, risk, **env)``, a topology on the given services."""
     gens = []
 
-    def make(hbase, risk, **extra):
+    def make(broker, hbase, risk, **extra):
         gen = _topology(broker, hbase, risk, tmp_path, **extra)
         gens.append(gen)
         return next(gen)
     yield make
     for gen in gens:
         gen.close()
+
+
+@pytest.fixture
+def make_topology(broker, topology_on):
+    """Factory for a topology on the stack's broker and given HBase / risk API services (outage tests)."""
+    return lambda hbase, risk, **extra: topology_on(broker, hbase, risk, **extra)
 
 
 def _workload(count: int, first_id: int = 1, dirty_every: int = 50):
