@@ -4,10 +4,14 @@ PY := $(VENV)/bin/python
 APPLICANTS ?= 20000
 STACK ?= embedded
 
-.PHONY: setup run up down status test bench clean
+.PHONY: setup setup-apache run up down status test bench clean
 
+# The embedded stack needs no Java; the apache stack, the tests and the benchmarks run both stacks.
 setup:
-	@bash deploy/scripts/bootstrap.sh
+	@bash deploy/scripts/bootstrap.sh $(if $(filter apache,$(STACK)),--apache,)
+
+setup-apache:
+	@bash deploy/scripts/bootstrap.sh --apache
 
 run: setup
 	$(PY) -m deploy.local run --stack $(STACK) --applicants $(APPLICANTS)
@@ -21,10 +25,10 @@ down:
 status:
 	$(PY) -m deploy.local status
 
-test: setup
+test: setup-apache
 	$(PY) -m pytest -q
 
-bench: setup
+bench: setup-apache
 	$(PY) -m bench --update-readme $(if $(QUICK),--quick,)
 
 clean: down

@@ -277,3 +277,25 @@ class HBaseThrift(Service):
             conn.tables()   # raises while the master is initializing
         finally:
             conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m deploy.apache_servers resolve`: resolve (or find cached) Kafka's and HBase's jars."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["resolve"]:
+        print("usage: python -m deploy.apache_servers resolve", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        for server in ("kafka", "hbase"):
+            print(f"{server}: {lib_dir(server)}")
+    except ServiceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Makes a fresh Debian/Ubuntu clone ready: the virtualenv with the package and its
-# test extras, and Debian's mariadb-server when mariadbd is missing. Idempotent.
+# test extras, Debian's mariadb-server when mariadbd is missing; with --apache also a
+# JRE 17+ and Maven when missing and the Apache Kafka / HBase jars through Maven
+# (cached). `make test`, `make bench` and `make run STACK=apache` pass --apache;
+# the embedded stack needs no Java. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
+APACHE=0
+[ "${1:-}" = "--apache" ] && APACHE=1
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -22,6 +27,14 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null
 fi
 
+# The apache stack (Apache Kafka, Apache HBase from Maven Central jars) needs Java 17+ and Maven.
+java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1; }
+if [ "$APACHE" = 1 ] && { ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ] 2>/dev/null || ! command -v mvn >/dev/null 2>&1; }; then
+  echo "bootstrap: installing a JRE 17+ and Maven (for the apache stack's Kafka and HBase)" >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless maven >/dev/null
+fi
+
 if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
   echo "bootstrap: installing python3-venv" >&2
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-pip >/dev/null
@@ -35,4 +48,10 @@ if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ]; then
   "$VENV/bin/pip" install -q --upgrade pip setuptools wheel
   "$VENV/bin/pip" install -q -e '.[test]'
   touch "$stamp"
+fi
+
+# Kafka's and HBase's runtime jars into .cache/apache (Maven's ~/.m2 keeps them: a second run downloads
+# nothing, and an unchanged pom costs nothing at all).
+if [ "$APACHE" = 1 ]; then
+  "$VENV/bin/python" -m deploy.apache_servers resolve
 fi
