@@ -198,6 +198,26 @@ class Service:
     def probe(self) -> None:
         """Make one real request; raise if the service does not answer it."""
 
+    def done_after_sigterm(self, log_mark: int) -> bool:
+        """True when, after SIGTERM, the process has done all its stop work but may not exit by itself (its
+        log past ``log_mark`` says so): it is then killed at once rather than after the stop timeout."""
+        return False
+
+    def _log_size(self) -> int:
+        try:
+            return self.log_file.stat().st_size
+        except OSError:
+            return 0
+
+    def log_since(self, mark: int) -> str:
+        """What the log gained past byte ``mark``."""
+        try:
+            with open(self.log_file, "rb") as fh:
+                fh.seek(mark)
+                return fh.read().decode(errors="replace")
+        except OSError:
+            return ""
+
     def prepare(self) -> None:
         """One-off setup before the first start (data folders...)."""
 
@@ -375,10 +395,11 @@ class Service:
             self._reap()
             return pid_alive(pid) and pid_start_time(pid) == start_time
 
+        log_mark = self._log_size()
         for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, KILL_TIMEOUT)):
             if not alive():
                 break
-            if sig == signal.SIGKILL:
+            if sig == signal.SIGKILL and not self.done_after_sigterm(log_mark):
                 logger.warning("%s (pid %s) ignored SIGTERM for %.0fs; killing", self.name, pid, timeout)
             try:
                 os.kill(pid, sig)
@@ -388,6 +409,8 @@ class Service:
                 return StopOutcome(self.name, "failed", pid, f"not allowed to signal it ({_short(pid_cmdline(pid))})")
             deadline = time.monotonic() + wait
             while alive() and time.monotonic() < deadline:
+                if sig == signal.SIGTERM and self.done_after_sigterm(log_mark):
+                    break
                 time.sleep(0.05)
         if alive():
             return StopOutcome(self.name, "failed", pid,

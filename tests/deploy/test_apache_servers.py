@@ -1,56 +1,58 @@
-"""Apache Kafka and Apache HBase (+ Thrift) from Maven jars: they start, answer real requests and keep data
-through kill -9 and restart."""
+"""Apache Kafka and Apache HBase (+ Thrift) from Maven jars: a clean stop is clean (no SIGKILL after the stop
+timeout) and a restart keeps the data (kill -9 mid-run: tests/topology/test_apache_faults.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import uuid
 
 import happybase
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from deploy.apache_servers import HBaseMaster, HBaseThrift, KafkaServer
-from deploy.services import free_port
+pytestmark = pytest.mark.apache_only
 
 
-def test_hbase_keeps_versions_and_data_through_kill_9(tmp_path):
-    master = HBaseMaster(run_dir=tmp_path, port=free_port())
-    thrift = HBaseThrift(master=master, port=free_port())
+def _no_kill_after_timeout(caplog) -> None:
+    assert not [r for r in caplog.records if "ignored SIGTERM" in r.getMessage()], caplog.text
+
+
+def test_hbase_keeps_its_data_through_a_clean_stop(stack_servers, caplog):
+    caplog.set_level(logging.INFO, logger="deploy.services")
+    master, thrift = stack_servers.hbase_master(), stack_servers.hbase("apache")
+    name = "t" + uuid.uuid4().hex[:10]
+    conn = happybase.Connection(thrift.host, thrift.port)
+    conn.create_table(name, {"d": {"max_versions": 3}})
+    conn.table(name).put(b"row", {b"d:c": b"kept"})
+    conn.close()
+    assert thrift.stop() and master.stop()
+    _no_kill_after_timeout(caplog)
+    master.start()
+    thrift.start()
+    conn = happybase.Connection(thrift.host, thrift.port)
     try:
-        master.start()
-        thrift.start()
-        conn = happybase.Connection(thrift.host, thrift.port)
-        conn.create_table("t", {"d": {"max_versions": 3}})
-        table = conn.table("t")
-        for value in (b"1", b"2", b"3", b"4"):
-            table.put(b"row", {b"d:c": value})
-        assert table.cells(b"row", b"d:c") == [b"4", b"3", b"2"]
-        conn.close()
-        thrift.kill()
-        master.kill()
-        master.start()
-        thrift.start()
-        conn = happybase.Connection(thrift.host, thrift.port)
-        assert conn.table("t").row(b"row") == {b"d:c": b"4"}
-        conn.close()
+        assert conn.table(name).row(b"row") == {b"d:c": b"kept"}
     finally:
-        thrift.stop()
-        master.stop()
+        conn.close()
 
 
-def test_kafka_keeps_messages_through_kill_9(tmp_path):
-    kafka = KafkaServer(run_dir=tmp_path, port=free_port())
+def test_kafka_keeps_its_messages_through_a_clean_stop(stack_servers, caplog):
+    caplog.set_level(logging.INFO, logger="deploy.services")
+    kafka = stack_servers.broker("apache")
+    topic = "t" + uuid.uuid4().hex[:10]
 
     async def produce():
         producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap)
         await producer.start()
         try:
             for i in range(10):
-                await producer.send_and_wait("t", str(i).encode())
+                await producer.send_and_wait(topic, str(i).encode())
         finally:
             await producer.stop()
 
     async def consume():
-        consumer = AIOKafkaConsumer("t", bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest")
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest")
         await consumer.start()
         try:
             got = []
@@ -61,11 +63,8 @@ def test_kafka_keeps_messages_through_kill_9(tmp_path):
         finally:
             await consumer.stop()
 
-    try:
-        kafka.start()
-        asyncio.run(produce())
-        kafka.kill()
-        kafka.start()
-        assert sorted(asyncio.run(consume())) == sorted(str(i).encode() for i in range(10))  # 4 partitions
-    finally:
-        kafka.stop()
+    asyncio.run(produce())
+    assert kafka.stop()
+    _no_kill_after_timeout(caplog)
+    kafka.start()
+    assert sorted(asyncio.run(consume())) == sorted(str(i).encode() for i in range(10))  # 4 partitions
