@@ -121,7 +121,7 @@ async def _read_dead_letters(bootstrap: str, topic: str, idle_polls: int, poll_m
                                 fetch_max_wait_ms=50, max_partition_fetch_bytes=8 << 20, request_timeout_ms=15000)
     await consumer.start()
     try:
-        partitions = await _partitions(consumer, topic)
+        partitions = await topic_partitions(bootstrap, topic)
         if partitions is None:
             out.topic_exists = False
             return out
@@ -145,9 +145,21 @@ async def _read_dead_letters(bootstrap: str, topic: str, idle_polls: int, poll_m
     return out
 
 
-async def _partitions(consumer, topic: str) -> set[int] | None:
-    """The topic's partitions, or None when the broker does not have the topic."""
-    if topic not in await consumer.topics():  # fetches fresh metadata
-        return None
-    partitions = consumer.partitions_for_topic(topic)
-    return set(partitions) if partitions else None
+async def topic_partitions(bootstrap: str, topic: str) -> set[int] | None:
+    """The topic's partitions, or None when the broker does not have the topic (never creates it).
+
+    Asked of an admin client: a consumer's ``partitions_for_topic`` only knows topics its own metadata
+    requests named, which on Apache Kafka excludes a topic merely listed by ``topics()`` (Tansu answers
+    every metadata request with every topic, which hid this)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        if topic not in await admin.list_topics():
+            return None
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = {p["partition"] for t in described if t["topic"] == topic for p in t["partitions"]}
+    return partitions or None

@@ -61,6 +61,10 @@ def exchange(port: int, head: str, body_parts=(), timeout: float = 30) -> Raw:
         body = resp.read()
         return Raw(resp.status, {k.lower(): v for k, v in resp.getheaders()}, body)
     finally:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)   # wakes the sender blocked in sendall (close alone does not)
+        except OSError:
+            pass
         sock.close()
         sender.join(timeout)
 

@@ -67,7 +67,7 @@ def store_settings(hbase_server):
     from hbase_helper.settings import HBaseSettings
 
     return HBaseSettings(host=hbase_server.host, port=hbase_server.port,
-                         table_prefix="t" + uuid.uuid4().hex[:10], pool_size=2, timeout_ms=10_000)
+                         table_prefix="t" + uuid.uuid4().hex[:10], pool_size=2, timeout_ms=60_000)
 
 
 @pytest.fixture

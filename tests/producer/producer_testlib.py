@@ -10,6 +10,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from applicant_api import db, repository
+from deploy.ids import topic_partitions
 from applicant_api.fields import FIELD_NAMES
 
 API_TOKEN = "producer-test-" + secrets.token_urlsafe(12)
@@ -57,8 +58,7 @@ async def _consume(bootstrap: str, topic: str, expected: int, timeout: float, id
         deadline = time.monotonic() + timeout
         partitions = None
         while not partitions and time.monotonic() < deadline:
-            if topic in await consumer.topics():  # refreshes metadata: the topic may be brand new
-                partitions = consumer.partitions_for_topic(topic)
+            partitions = await topic_partitions(bootstrap, topic)   # the topic may be brand new
             if not partitions:
                 await asyncio.sleep(0.2)
         assert partitions, f"topic {topic} does not exist"
