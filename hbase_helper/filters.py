@@ -1,8 +1,8 @@
 """HBase's filter language (ParseFilter syntax) parsed into filters with HBase's per-row and per-cell semantics."""
 
 # A cell is a tuple (col, ts, value) where col is b"family:qualifier". Return codes are reduced to what
-# matters with one version per cell: INCLUDE, SKIP (this cell) and NEXT_ROW (the rest of this family in
-# this row, as an HBase store scanner applies it).
+# matters when a scan returns one version per column: INCLUDE, SKIP (this version: an older one is tried
+# next) and NEXT_ROW (the rest of this family in this row, as an HBase store scanner applies it).
 
 from __future__ import annotations
 
@@ -530,8 +530,10 @@ class FilterListOr(FilterList):
         return out
 
     def filter_cell(self, row, cell):
-        if row != self._row:
-            self._row, self._done = row, set()
+        # NEXT_ROW ends a sub-filter's say for the rest of this family only (a store scanner's seek)
+        where = (row, family_of(cell[0]))
+        if where != self._row:
+            self._row, self._done = where, set()
         rc = None
         self._included = []
         for i, f in enumerate(self.filters):
@@ -564,6 +566,9 @@ class FilterListOr(FilterList):
 def apply_filter(filt: Filter, row: bytes, cells: list) -> tuple[list | None, bool]:
     """Run one row's cells through ``filt`` as HBase's region scanner does.
 
+    ``cells`` may hold several versions of a column, newest first: as in HBase, a version the filter
+    skips lets the next older one be tried, and the first one included is the column's answer.
+
     Returns (cells to return or None when the row is left out, whether the scan is over).
     """
     if filt.filter_all_remaining():
@@ -573,14 +578,18 @@ def apply_filter(filt: Filter, row: bytes, cells: list) -> tuple[list | None, bo
     if not filt.filter_row_key(row):
         kept = []
         skip_family = None
+        included = None  # the column whose (one) version is in: its older versions are not looked at
         for cell in cells:
             if filt.filter_all_remaining():
                 done = True  # HBase's matcher answers DONE_SCAN here
                 break
             if skip_family is not None and cell[0].startswith(skip_family):
                 continue
+            if cell[0] == included:
+                continue
             rc = filt.filter_cell(row, cell)
             if rc == INCLUDE:
+                included = cell[0]
                 kept.append(filt.transform_cell(cell))
             elif rc == NEXT_ROW:
                 skip_family = family_of(cell[0]) + b":"

@@ -16,20 +16,32 @@ server-assigned millisecond timestamps, time-range reads (``*Ts`` methods
 and ``TScan.timestamp`` return cells with ``ts < T``), 8-byte big-endian
 atomic counters, and the filter language (see hbase_helper.filters).
 
+Versions: each family keeps its ``max_versions`` newest versions per cell (pruned as they are written);
+reads return the newest version in the time range, ``getVer`` up to N; a filter that skips a version
+sees the next older one, as in HBase. Deletes leave markers (per cell or family, with the newest
+delete's timestamp): a later put at or below a marker stays hidden, as in HBase before a major
+compaction. Counters take max(now, newest + 1) as HBase does, and never run ahead of the clock (an
+increment in the same millisecond as the cell's newest version waits for the next one), so a put with
+the server's time after a burst of increments is the newest version, as on HBase.
+
+Known differences from Apache HBase 2.6 (asserted by tests/hbase_helper/test_conformance.py):
+- Versions beyond ``max_versions`` are pruned at write. HBase keeps them in its memstore until a
+  flush, so there a time-range read (``timestamp=``) can still find a version beyond ``max_versions``;
+  the emulator answers as HBase does after a flush (not worth keeping every version: unbounded growth).
+- ColumnCountGetFilter in a scan counts each row's cells from zero; HBase drops cells of a row's later
+  family after a row with more cells than the limit (the filter is meant for gets).
+- A reversed scan with a filterIfMissing SingleColumnValueFilter: HBase's Thrift server answers
+  IOError, the emulator the rows.
+- Markers are never compacted away (``majorCompact`` is a no-op), so an old put after a delete stays
+  hidden even after a major compaction.
+
 Limits (each answers the IDL's ``IOError`` with a clear message, or is noted):
-- One version per cell. A put keeps the cell with the newest timestamp
-  (ties: the later write), as HBase shows with ``max_versions=1``.
-  ``max_versions`` is accepted and reported back but not kept: ``cells()`` /
-  ``getVer`` return at most one version, and a time-range read whose bound
-  is below the newest version returns nothing for that cell.
-- No delete markers: a delete removes the cells with ``ts <=`` the delete's
-  timestamp; a later put with an older explicit timestamp is visible (HBase
-  would mask it until a major compaction).
 - ``time_to_live`` other than unset/FOREVER is refused (IOError). Compression,
   bloom filter, in-memory and block-cache options are validated and
   recorded only.
 - Column names: ``cf`` selects or deletes a whole family; ``cf:`` is the
   column with an empty qualifier (HBase 0.96+ parsing).
+- A scan whose start and stop rows are equal reads that one row, as HBase does.
 - Filters: KeyOnly, FirstKeyOnly, Prefix, ColumnPrefix, MultipleColumnPrefix,
   ColumnRange, ColumnCountGet, Page, InclusiveStop, Row, Qualifier, Value,
   Family, SingleColumnValue(Exclude), Timestamps, with AND, OR, SKIP, WHILE

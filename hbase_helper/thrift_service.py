@@ -98,12 +98,13 @@ def _check_ts(ts: Any, what: str = "timestamp") -> int:
 class Scanner:
     """One open scan: keyset-paged reads from the store, filters applied row by row."""
 
-    def __init__(self, store: Store, meta: TableMeta, *, start: bytes, stop: bytes | None, reverse: bool,
+    def __init__(self, store: Store, meta: TableMeta, *, start: bytes, stop: bytes | None, stop_inclusive: bool,
+                 reverse: bool,
                  selection: Selection, before_ts: int | None, filt, batch: int | None, sort_columns: bool,
                  caching: int | None, owner: int, page_cells: int):
         self.store, self.meta = store, meta
         self.position, self.inclusive = start, True
-        self.stop, self.reverse = stop, reverse
+        self.stop, self.stop_inclusive, self.reverse = stop, stop_inclusive, reverse
         self.selection, self.before_ts = selection, before_ts
         self.filt, self.batch, self.sort_columns = filt, batch, sort_columns
         self.caching = caching if caching and caching > 0 else 100
@@ -124,7 +125,9 @@ class Scanner:
     def _fill(self, rows_wanted: int) -> None:
         limit = min(self.page_cells, max(64, int(rows_wanted * self.cells_per_row * 1.25) + 8))
         cells, exhausted = self.store.scan_page(self.meta, self.position, self.inclusive, self.stop,
-                                                self.reverse, self.before_ts, limit)
+                                                self.reverse, self.before_ts, limit,
+                                                stop_inclusive=self.stop_inclusive,
+                                                newest_only=self.filt is None)
         if exhausted:
             self.exhausted = True
         if not cells:
@@ -271,7 +274,8 @@ class HbaseHandler:
                 name=f.name + b":", maxVersions=f.max_versions, compression=f.compression,
                 inMemory=f.in_memory, bloomFilterType=f.bloom_filter_type,
                 bloomFilterVectorSize=f.bloom_filter_vector_size, bloomFilterNbHashes=f.bloom_filter_nb_hashes,
-                blockCacheEnabled=f.block_cache_enabled, timeToLive=f.time_to_live)
+                blockCacheEnabled=f.block_cache_enabled,
+                timeToLive=FOREVER_TTL if f.time_to_live == -1 else f.time_to_live)  # HBase reports FOREVER
             for f in meta.families.values()
         }
 
@@ -326,8 +330,7 @@ class HbaseHandler:
         meta = self.store.table(tableName)
         _check_row(row)
         sel = self.store.selection(meta, [column])
-        # One version per cell is stored: at most one TCell per column comes back.
-        return [_new(_Cell, (c[3], c[2])) for c in self.store.get_row(meta, row, sel, before_ts)]
+        return [_new(_Cell, (c[3], c[2])) for c in self.store.get_row(meta, row, sel, before_ts, numVersions)]
 
     def get(self, tableName, row, column, attributes):
         return self._get_versions(tableName, row, column, None, 1)
@@ -431,6 +434,8 @@ class HbaseHandler:
         for value, what in ((start, "startRow"), (stop, "stopRow")):
             if value is not None and not isinstance(value, bytes):
                 raise IOError_(message=f"{what} must be bytes")
+        # HBase reads a scan whose start and stop rows are equal as a get of that row
+        stop_inclusive = bool(start) and stop == start
         sel = self.store.selection(meta, scan.columns)
         before_ts = None if scan.timestamp is None else _check_ts(scan.timestamp, "scan timestamp")
         filt = None
@@ -447,7 +452,8 @@ class HbaseHandler:
                 raise IOError_(message="IncompatibleFilterException: cannot set batch on a scan using a "
                                        "filter that decides on whole rows")
         return self._register(Scanner(
-            self.store, meta, start=start, stop=stop, reverse=reverse, selection=sel, before_ts=before_ts,
+            self.store, meta, start=start, stop=stop, stop_inclusive=stop_inclusive, reverse=reverse,
+            selection=sel, before_ts=before_ts,
             filt=filt, batch=batch, sort_columns=bool(scan.sortColumns), caching=scan.caching,
             owner=getattr(self.local, "conn_id", 0), page_cells=self.page_cells))
 

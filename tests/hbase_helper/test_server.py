@@ -303,7 +303,7 @@ def test_table_administration(thrift_connect):
     assert set(fams) == {b"f1", b"f2"}
     assert fams[b"f1"]["max_versions"] == 1 and fams[b"f1"]["compression"] == b"GZ"
     assert fams[b"f1"]["in_memory"] is True and fams[b"f1"]["bloom_filter_type"] == b"ROW"
-    assert fams[b"f2"]["max_versions"] == 3 and fams[b"f2"]["time_to_live"] == -1
+    assert fams[b"f2"]["max_versions"] == 3 and fams[b"f2"]["time_to_live"] == 2**31 - 1
     regions = conn.table(name).regions()
     assert len(regions) == 1 and regions[0]["start_key"] == b"" and regions[0]["end_key"] == b""
     conn.compact_table(name)
