@@ -1,8 +1,9 @@
-"""`python -m bench [--quick] [--only NAME] [--update-readme]`: run every benchmark and print one table."""
+"""`python -m bench [--quick] [--only NAME] [--stack STACK] [--update-readme]`: run every benchmark, print one table."""
 
 from __future__ import annotations
 
 import json
+import os
 import pkgutil
 import subprocess
 import sys
@@ -12,10 +13,11 @@ from pathlib import Path
 import click
 
 from bench.common import RESULTS_DIR, machine
+from bench.stacks import STACK_OPTION
 
 BENCH_DIR = Path(__file__).resolve().parent
 README = BENCH_DIR.parent / "README.md"
-NOT_BENCHES = {"common", "__main__"}
+NOT_BENCHES = {"common", "stacks", "__main__"}
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
 
@@ -65,6 +67,12 @@ def plain_table(rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
+def notes_text(results: dict[str, dict]) -> str:
+    """The benches' own closing notes (bench.topology: one line per stack), as a list under the table."""
+    notes = [f"- {name}: {note}" for name, result in results.items() for note in result.get("notes", [])]
+    return "\n" + "\n".join(notes) + "\n" if notes else ""
+
+
 def write_readme_section(report: dict, rows: list[list[str]]) -> None:
     text = README.read_text()
     m = report["machine"]
@@ -73,7 +81,7 @@ def write_readme_section(report: dict, rows: list[list[str]]) -> None:
         f"Measured {report['when']} by `make bench{' QUICK=1' if report['quick'] else ''}` at commit "
         f"`{m.get('git_commit')}` on {m.get('cores')} cores ({m.get('cpu')}), Python {m.get('python')}. "
         "Absolute figures are this machine's; the ratios, measured side by side in the same run, are the claims.\n\n"
-        f"{markdown_table(rows)}\n{README_END}"
+        f"{markdown_table(rows)}\n{notes_text(report['benches'])}{README_END}"
     )
     if README_START in text and README_END in text:
         head, rest = text.split(README_START, 1)
@@ -85,10 +93,11 @@ def write_readme_section(report: dict, rows: list[list[str]]) -> None:
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="Small sizes and few repeats (about 3 minutes in all).")
+@click.option("--quick", is_flag=True, help="Small sizes and few repeats (about 8 minutes in all, both stacks).")
 @click.option("--only", multiple=True, help="Run only these benches (repeatable).")
 @click.option("--update-readme", is_flag=True, help="Write the table into README.md's Performance section.")
-def main(quick: bool, only: tuple[str, ...], update_readme: bool) -> None:
+@STACK_OPTION
+def main(quick: bool, only: tuple[str, ...], update_readme: bool, stack: str) -> None:
     """Run every benchmark under bench/ side by side and print one table."""
     names = [n for n in bench_names() if not only or n in only]
     results: dict[str, dict] = {}
@@ -96,8 +105,9 @@ def main(quick: bool, only: tuple[str, ...], update_readme: bool) -> None:
     for name in names:
         click.echo(f"== bench.{name}{' (quick)' if quick else ''}", err=True)
         started = time.monotonic()
+        # The benches that run on a stack (bench.topology, bench.hbase_writer) read BENCH_STACK.
         proc = subprocess.run([sys.executable, "-m", f"bench.{name}", *(["--quick"] if quick else [])],
-                              cwd=BENCH_DIR.parent)
+                              cwd=BENCH_DIR.parent, env={**os.environ, "BENCH_STACK": stack})
         took = time.monotonic() - started
         path = RESULTS_DIR / f"{name}.json"
         if proc.returncode != 0 or not path.exists():
@@ -109,11 +119,11 @@ def main(quick: bool, only: tuple[str, ...], update_readme: bool) -> None:
         results[name] = result
 
     rows = table_rows(results)
-    report = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "quick": quick,
+    report = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "quick": quick, "stack": stack,
               "machine": machine(), "versions": versions(), "benches": results, "failed": failures}
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / "report.json").write_text(json.dumps(report, indent=2))
-    click.echo("\n" + plain_table(rows))
+    click.echo("\n" + plain_table(rows) + "\n" + notes_text(results))
     click.echo(f"\nfull results: {RESULTS_DIR / 'report.json'}")
     if update_readme:
         write_readme_section(report, rows)

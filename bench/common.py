@@ -88,10 +88,11 @@ def write_result(name: str, figures: list[dict], *, quick: bool, extra: dict | N
 
 
 def print_table(name: str, figures: list[dict]) -> None:
+    width = max([48, *(len(f["name"]) for f in figures)])
     print(f"\n{name}")
-    print(f"  {'figure':<48} {'median':>14} {'unit':<14} {'reference':>14} {'ratio':>8}")
+    print(f"  {'figure':<{width}} {'median':>14} {'unit':<14} {'reference':>14} {'ratio':>8}")
     for f in figures:
         ref = f.get("reference") or {}
         ratio = f.get("ratio")
-        print(f"  {f['name']:<48} {f['median']:>14,.1f} {f['unit']:<14} "
+        print(f"  {f['name']:<{width}} {f['median']:>14,.1f} {f['unit']:<14} "
               f"{ref.get('median', float('nan')):>14,.1f} {'' if ratio is None else f'{ratio:8.2f}'}")

@@ -1,14 +1,19 @@
-"""DecisionWriter speed: batched decision writes (main + index rows) vs the literal port's one put per applicant."""
+"""DecisionWriter speed on each stack's HBase: batched decision writes (main + index rows) vs one put per applicant."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
+import signal
+import sys
 import tempfile
 import time
+from pathlib import Path
+
+import click
 
 from bench.common import figure, write_result
+from bench.stacks import STACK_OPTION, Servers, stacks_for, tagged
 
 logger = logging.getLogger(__name__)
 
@@ -41,53 +46,60 @@ def decision(app_id: int, raw_ts: int) -> dict:
             "ingested_at": raw_ts + 3, "decided_at": raw_ts + 40}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer decisions and repeats")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-
-    from deploy.services import HBaseServer, free_port
+def write_rates(host: str, port: int, n: int, n_literal: int, tag: str) -> tuple[float, float]:
+    """Decisions/s written by DecisionWriter in batches, and by one put per applicant, on fresh tables."""
     from hbase_helper import layout
     from hbase_helper.pool import make_pool
     from hbase_helper.settings import HBaseSettings
     from hbase_helper.writer import DecisionWriter, count_rows
 
-    n = int(os.environ.get("BENCH_WRITER_DECISIONS", DEFAULT_QUICK_DECISIONS if args.quick else DEFAULT_DECISIONS))
-    n_literal = min(n, DEFAULT_LITERAL)
-    repeats = DEFAULT_QUICK_REPEATS if args.quick else DEFAULT_REPEATS
     now = time.time_ns() // 1_000_000
+    # batched: the save agent's path
+    settings = HBaseSettings(host=host, port=port, table_prefix=f"b{tag}", pool_size=2)
+    writer = DecisionWriter(settings, pool=make_pool(settings))
+    decisions = [decision(i, now + i) for i in range(1, n + 1)]
+    start = time.perf_counter()
+    for i in range(0, n, BATCH):
+        writer.write(decisions[i:i + BATCH])
+    batched = n / (time.perf_counter() - start)
+    with writer.pool.connection() as conn:
+        assert count_rows(conn) == n and count_rows(conn, layout.INDEX_TABLE) == n
+    # literal port: one put per applicant (the original SaveBolt), same cells
+    settings = settings.with_(table_prefix=f"l{tag}")
+    pool = make_pool(settings)    # creates the tables, outside the timed part
+    rows = [layout.encode_main_row(d, now) for d in decisions[:n_literal]]
+    with pool.connection() as conn:
+        table = conn.table(layout.MAIN_TABLE)
+        start = time.perf_counter()
+        for key, cells in rows:
+            table.put(key, cells)
+        literal = n_literal / (time.perf_counter() - start)
+    return batched, literal
+
+
+@click.command(help=__doc__)
+@click.option("--quick", is_flag=True, help="Fewer decisions and repeats.")
+@STACK_OPTION
+def main(quick: bool, stack: str) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # stop the servers on kill, too
+    n = int(os.environ.get("BENCH_WRITER_DECISIONS", DEFAULT_QUICK_DECISIONS if quick else DEFAULT_DECISIONS))
+    n_literal = min(n, DEFAULT_LITERAL)
+    repeats = DEFAULT_QUICK_REPEATS if quick else DEFAULT_REPEATS
+    figures = []
     with tempfile.TemporaryDirectory(prefix="bench-writer-") as run_dir:
-        server = HBaseServer(run_dir=run_dir, port=free_port())
-        server.start()
-        try:
-            batched, literal = [], []
-            for rep in range(repeats):
-                # batched: the save agent's path
-                settings = HBaseSettings(host=server.host, port=server.port, table_prefix=f"b{rep}", pool_size=2)
-                writer = DecisionWriter(settings, pool=make_pool(settings))
-                decisions = [decision(i, now + i) for i in range(1, n + 1)]
-                start = time.perf_counter()
-                for i in range(0, n, BATCH):
-                    writer.write(decisions[i:i + BATCH])
-                batched.append(n / (time.perf_counter() - start))
-                with writer.pool.connection() as conn:
-                    assert count_rows(conn) == n and count_rows(conn, layout.INDEX_TABLE) == n
-                # literal port: one put per applicant (the original SaveBolt), same cells
-                settings = settings.with_(table_prefix=f"l{rep}")
-                pool = make_pool(settings)
-                rows = [layout.encode_main_row(d, now) for d in decisions[:n_literal]]
-                start = time.perf_counter()
-                with pool.connection() as conn:
-                    table = conn.table(layout.MAIN_TABLE)
-                    for key, cells in rows:
-                        table.put(key, cells)
-                literal.append(n_literal / (time.perf_counter() - start))
-        finally:
-            server.stop()
-    figures = [figure(f"decisions written/s (batches of {BATCH})", batched, "decisions/s",
-                      reference="one put per applicant", reference_values=literal, target=WRITE_TARGET)]
-    write_result("hbase_writer", figures, quick=args.quick, extra={"decisions": n, "literal_decisions": n_literal})
+        for name in stacks_for(stack):
+            print(f"== stack {name}", flush=True)
+            with Servers(name, Path(run_dir), broker=False) as servers:
+                # Uncounted first round, on both stacks alike: HBase's JVMs compile their write path under load
+                # (its first round ran at a quarter of the third's speed).
+                write_rates(servers.hbase.host, servers.hbase.port, n, n_literal, "warm")
+                rates = [write_rates(servers.hbase.host, servers.hbase.port, n, n_literal, str(rep))
+                         for rep in range(repeats)]
+            figures.append(figure(tagged(f"decisions written/s (batches of {BATCH})", name),
+                                  [b for b, _ in rates], "decisions/s", reference="one put per applicant",
+                                  reference_values=[lit for _, lit in rates], target=WRITE_TARGET))
+    write_result("hbase_writer", figures, quick=quick, extra={"decisions": n, "literal_decisions": n_literal})
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
-"""End-to-end topology throughput, latency and memory: `python -m bench.topology [--quick]`.
+"""End-to-end topology throughput, latency and memory on each stack: `python -m bench.topology [--quick] [--stack]`.
 
-Measured on a private local stack (Tansu broker, embedded HBase server, risk
-API under gunicorn with 2 workers), every run on fresh topics, consumer
-groups and HBase tables:
+Measured on each stack in turn (``--stack embedded|apache|both``, default
+both): its broker (Tansu, or Apache Kafka 3.9), its HBase (the project's
+emulator, or Apache HBase 2.6 + its Thrift server) and a risk API under
+gunicorn with 2 workers; every figure names its stack and is set against a
+reference measured on the same stack in the same run. Every run is on fresh
+topics, consumer groups and HBase tables:
 
 - the project's pipeline, 2 worker processes: N applicants preloaded on
   applicants.raw, then the workers start; applicants/s = (N - 1) / (time of the
@@ -13,18 +16,23 @@ groups and HBase tables:
 - the literal port (TOPOLOGY_MODE=literal, 2 workers): a faust agent per
   stage handling one message at a time, one HTTP call and one HBase put per
   applicant, as the Storm bolts did;
-- raw broker pass-through (TOPOLOGY_MODE=passthrough, 2 workers): consume
-  applicants.raw and produce the same records with no work, with the
-  aiokafka consumer the pipeline uses (at least 100,000 records) and, in full
-  mode, with a faust agent;
+- raw broker pass-through on the same broker (TOPOLOGY_MODE=passthrough, 2
+  workers): consume applicants.raw and produce the same records with no work,
+  with the aiokafka consumer the pipeline uses (at least 100,000 records)
+  and, in full mode, with a faust agent;
 - latency applicants.raw -> HBase write at steady offered rates (500, 1,000,
-  2,000 and 5,000/s for 10 s each; quick: 1,000 and 5,000/s for 4 s), each on
-  fresh topics and workers: decision event ``saved_at`` - raw record
-  timestamp, p50/p95/p99, and the highest rate holding p99 < 250 ms;
+  2,000 and 5,000/s for 10 s each; quick: 1,000 and 5,000/s for 4 s) and at
+  half the pipeline's own maximum rate measured just before, each on fresh
+  topics and workers: decision event ``saved_at`` - raw record timestamp,
+  p50/p95/p99, and the highest of those rates holding p99 <= 250 ms;
 - growth: the pipeline at 10k, 100k and 1M applicants (quick: 10k and the 30k
   run): microseconds per applicant and the workers' RSS, each against the
-  smallest run, and CPU microseconds per applicant of every process (where
-  the 2 cores go).
+  smallest run;
+- CPU microseconds per applicant of every process during the pipeline runs
+  (/proc/<pid>/stat utime + stime, before and after): each worker, the risk
+  API, the broker and the HBase process(es) (where the 2 cores go);
+- each server process's start-up (seconds until it answers a real request)
+  and RSS after the benchmark against its RSS at start-up.
 
 While the workers run, the benchmark only polls end offsets (it shares the
 cores); it reads the output records once they stop arriving.
@@ -32,25 +40,26 @@ cores); it reads the output records once they stop arriving.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import random
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.common import figure, write_result
-from deploy.services import Broker, HBaseServer, free_port, risk_api
+from bench.stacks import STACK_OPTION, Servers, cpu_seconds, rss_mb, stacks_for, tagged
+from deploy.services import free_port, risk_api
 from hbase_helper.settings import HBaseSettings
 from hbase_helper.writer import DecisionWriter
 from topology.process import WorkerProcess
@@ -64,48 +73,35 @@ WORKERS = 2
 TOKEN = "bench-" + uuid.uuid4().hex
 
 
-def cpu_seconds(pid: int) -> float:
-    """user + system CPU of a process and its reaped children... plus live children (gunicorn workers)."""
-    total = 0.0
-    pids = [pid]
-    try:
-        kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-        pids += [int(k) for k in kids]
-    except OSError:
-        pass
-    for p in pids:
-        try:
-            fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError):
-            pass
-    return total
-
-
-def rss_mb(pid: int) -> float:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 class Stack:
-    """Broker, HBase server and risk API for the whole benchmark."""
+    """One stack's broker and HBase (bench.stacks.Servers) and a risk API, for the whole benchmark of that stack."""
 
-    def __init__(self, run_dir: Path):
-        self.run_dir = run_dir
-        self.broker = Broker(run_dir=run_dir, port=free_port())
-        self.hbase = HBaseServer(run_dir=run_dir, port=free_port())
-        self.risk = risk_api(run_dir=run_dir, port=free_port(), token=TOKEN, workers=2)
+    def __init__(self, name: str, run_dir: Path):
+        self.name = name
+        self.run_dir = run_dir / name
+        self.servers = Servers(name, run_dir)
+        self.risk = risk_api(run_dir=self.run_dir, port=free_port(), token=TOKEN, workers=2)
+
+    @property
+    def broker(self):
+        return self.servers.broker
+
+    @property
+    def hbase(self):
+        return self.servers.hbase
 
     def __enter__(self):
-        for svc in (self.broker, self.hbase, self.risk):
-            svc.start(timeout=60)
+        self.servers.__enter__()
+        try:
+            self.risk.start(timeout=60)
+        except BaseException:
+            self.servers.stop()
+            raise
         return self
 
     def __exit__(self, *exc):
-        for svc in (self.risk, self.hbase, self.broker):
-            svc.stop()
+        self.risk.stop()
+        self.servers.stop()
 
     def env(self, tag: str, **extra) -> dict:
         env = dict(os.environ)
@@ -121,8 +117,9 @@ class Stack:
         return env
 
     def cpu(self, workers) -> dict[str, float]:
-        out = {"broker": cpu_seconds(self.broker.pid()), "hbase_server": cpu_seconds(self.hbase.pid()),
-               "risk_api": cpu_seconds(self.risk.pid())}
+        """CPU seconds so far of every process: the stack's servers, the risk API, each worker."""
+        out = {role: cpu_seconds(pid) for role, pid in self.servers.pids().items()}
+        out["risk_api"] = cpu_seconds(self.risk.pid())
         for i, w in enumerate(workers):
             out[f"worker{i}"] = cpu_seconds(w.pid)
         return out
@@ -228,7 +225,8 @@ async def watch(bootstrap: str, topics: list[str], expected: int, timeout: float
         seen, still = None, 0.0
         while True:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"only {len(keys)} of {expected} arrived in {timeout:.0f}s")
+                tails = "".join(f"\n-- worker {w.pid}:\n{w.log_tail(20)}" for w in workers)
+                raise TimeoutError(f"only {len(keys)} of {expected} arrived in {timeout:.0f}s{tails}")
             for w in workers:
                 if not w.alive():
                     raise RuntimeError(f"worker {w.pid} died:\n{w.log_tail()}")
@@ -363,101 +361,203 @@ RATES = (500, 1000, 2000, 5000)          # offered applicants/s for the latency 
 QUICK_RATES = (1000, 5000)
 GROWTH = (10_000, 100_000, 1_000_000)    # applicants per run for the growth series
 QUICK_GROWTH = (10_000,)                 # + the quick pipeline run (30,000)
+WARM_UP = 10_000                         # applicants in the uncounted first run on each stack
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small runs, one repeat (~1.5 minutes)")
-    parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("-n", type=int, default=None, help="applicants per pipeline run")
-    parser.add_argument("--only", choices=("pipeline", "latency", "growth"), default=None,
-                        help="run only this part (no result file is written)")
-    args = parser.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # stop the stack on kill, too
-    quick = args.quick
-    repeats = args.repeats or (1 if quick else 3)
-    n_pipe = args.n or (30_000 if quick else 200_000)
-    n_literal = 2_000 if quick else 10_000
-    rates = list(QUICK_RATES if quick else RATES)
-    latency_seconds = 4 if quick else 10
-    growth = sorted(set(QUICK_GROWTH if quick else GROWTH))
+@dataclass(frozen=True)
+class Plan:
+    """Sizes and repeats of one benchmark run (the same on every stack)."""
 
-    runs: list[dict] = []
+    quick: bool
+    repeats: int
+    n_pipe: int
+    n_literal: int
+    rates: tuple[int, ...]
+    latency_seconds: float
+    growth: tuple[int, ...]
 
-    def record(result):
-        runs.append(result)
-        cpu = result["cpu_us_per_applicant"]
-        print(f"  {result['mode']:<12} {result.get('env', '')!s:<26} n={result['n']:>9,} "
-              f"{result['per_second']:>9,.0f}/s  rows={result['hbase_rows']}  rss={result['rss_mb']}  "
-              f"cpu us/applicant={cpu}", flush=True)
-        return result["per_second"]
+    @classmethod
+    def make(cls, quick: bool, repeats: int | None, n: int | None) -> Plan:
+        return cls(quick=quick, repeats=repeats or (1 if quick else 3), n_pipe=n or (30_000 if quick else 200_000),
+                   n_literal=2_000 if quick else 10_000, rates=QUICK_RATES if quick else RATES,
+                   latency_seconds=4 if quick else 10, growth=tuple(sorted(set(QUICK_GROWTH if quick else GROWTH))))
 
-    def print_latency(rows):
-        for r in rows:
-            print(f"  latency at {r['rate']:>6,.0f}/s: p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms, "
-                  f"p99 {r['p99_ms']:.0f} ms (n={r['n']:,})", flush=True)
 
-    if args.only:
-        with tempfile.TemporaryDirectory(prefix="bench-topology-") as tmp, Stack(Path(tmp)) as stack:
-            if args.only == "pipeline":
-                for _ in range(repeats):
-                    record(run_throughput(stack, "pipeline", n_pipe, 600))
-            elif args.only == "growth":
-                for n in growth:
-                    record(run_throughput(stack, "pipeline", n, 3600))
-            else:
-                print_latency([run_latency(stack, rate, latency_seconds) for rate in rates])
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-topology-") as tmp, Stack(Path(tmp)) as stack:
-        pipeline, literal, pass_kafka, pass_faust = [], [], [], []
-        pipeline_runs = []
-        for _ in range(repeats):
-            pipeline.append(record(run_throughput(stack, "pipeline", n_pipe, 600)))
-            pipeline_runs.append(runs[-1])
-            # A raw pass-through of 30,000 lasts ~0.15 s: the second worker's join alone can double it,
-            # so it gets at least 100,000 records.
-            pass_kafka.append(record(run_throughput(stack, "passthrough", max(n_pipe, 100_000), 600)))
-            if not quick:   # the faust-agent reference is not one the issue asks for; quick mode skips it
-                pass_faust.append(record(run_throughput(stack, "passthrough", n_pipe, 600, RAW_CONSUMER="faust")))
-            literal.append(record(run_throughput(stack, "literal", n_literal, 900)))
-        sizes = {n_pipe: pipeline_runs[0]}
-        for n in growth:
-            if n not in sizes:
-                record(run_throughput(stack, "pipeline", n, 3600))
-                sizes[n] = runs[-1]
-        latency = [run_latency(stack, rate, latency_seconds) for rate in rates]
-        print_latency(latency)
+def show_run(result: dict) -> dict:
+    cpu = result["cpu_us_per_applicant"]
+    print(f"  {result['mode']:<12} {result.get('env', '')!s:<26} n={result['n']:>9,} "
+          f"{result['per_second']:>9,.0f}/s  rows={result['hbase_rows']}  rss={result['rss_mb']}  "
+          f"cpu us/applicant={cpu}", flush=True)
+    return result
 
+
+def show_latency(r: dict) -> dict:
+    print(f"  latency at {r['rate']:>6,.0f}/s: p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms, "
+          f"p99 {r['p99_ms']:.0f} ms (n={r['n']:,})", flush=True)
+    return r
+
+
+def half_rate(pipeline: list[float]) -> int:
+    """Half the pipeline's own maximum rate as measured in this run (median of the repeats), in hundreds."""
+    return max(100, int(round(statistics.median(pipeline) / 2, -2)))
+
+
+def measure(stack: Stack, plan: Plan) -> dict:
+    """Every run of one stack: pipeline, its references, growth, the latency sweep and half the max rate."""
+    pipeline_runs, passthrough, faust_passthrough, literal = [], [], [], []
+    # The JVMs compile their hot paths during the first seconds under load, which cost several hundred us of
+    # Kafka and HBase CPU per applicant in a 30,000 run: one run first, not counted, on every stack alike.
+    print("  warm-up (not counted):", flush=True)
+    show_run(run_throughput(stack, "pipeline", WARM_UP, 600))
+    for _ in range(plan.repeats):
+        pipeline_runs.append(show_run(run_throughput(stack, "pipeline", plan.n_pipe, 600)))
+        # A raw pass-through of 30,000 lasts ~0.15 s: the second worker's join alone can double it,
+        # so it gets at least 100,000 records.
+        passthrough.append(show_run(run_throughput(stack, "passthrough", max(plan.n_pipe, 100_000), 600)))
+        if not plan.quick:   # the faust-agent reference is not one the issue asks for; quick mode skips it
+            faust_passthrough.append(show_run(run_throughput(stack, "passthrough", plan.n_pipe, 600,
+                                                             RAW_CONSUMER="faust")))
+        literal.append(show_run(run_throughput(stack, "literal", plan.n_literal, 900)))
+    sizes = {plan.n_pipe: pipeline_runs[0]}
+    for n in plan.growth:
+        if n not in sizes:
+            sizes[n] = show_run(run_throughput(stack, "pipeline", n, 3600))
+    latency = [show_latency(run_latency(stack, rate, plan.latency_seconds)) for rate in plan.rates]
+    pipeline = [r["per_second"] for r in pipeline_runs]
+    half = show_latency(run_latency(stack, half_rate(pipeline), plan.latency_seconds))
+    return {"pipeline_runs": pipeline_runs, "passthrough": passthrough, "faust_passthrough": faust_passthrough,
+            "literal": literal, "sizes": sizes, "latency": latency, "half": half}
+
+
+def per_second(runs: list[dict]) -> list[float]:
+    return [r["per_second"] for r in runs]
+
+
+def cpu_figures(stack: Stack, pipeline_runs: list[dict]) -> list[dict]:
+    """CPU microseconds per applicant of each process during the pipeline runs (median of the repeats).
+
+    A worker's figure includes its start-up (imports, joining the group: about 1 CPU-second), which weighs
+    ~30 us per applicant on the quick 30,000 run and ~5 us on the full 200,000 one."""
+    def per_run(run: dict, roles) -> float:
+        return sum(v for k, v in run["cpu_us_per_applicant"].items() if k in roles)
+
+    workers = [k for k in pipeline_runs[0]["cpu_us_per_applicant"] if k.startswith("worker")]
+    groups = [(f"a worker (mean of {len(workers)})", workers, len(workers)),
+              ("risk API (gunicorn, 2 workers)", ["risk_api"], 1)]
+    groups += [(stack.servers.label(role), [role], 1) for role in stack.servers.roles]
+    groups.append(("all processes", list(pipeline_runs[0]["cpu_us_per_applicant"]), 1))
+    return [figure(tagged(f"CPU per applicant: {label}", stack.name),
+                   [per_run(run, roles) / count for run in pipeline_runs], "us", higher_is_better=False)
+            for label, roles, count in groups]
+
+
+def stack_figures(stack: Stack, m: dict) -> list[dict]:
+    name = stack.name
+    pipeline = per_second(m["pipeline_runs"])
     figures = [
-        figure("pipeline applicants/s (2 workers) vs literal port", pipeline, "applicants/s",
-               reference="literal port (2 workers)", reference_values=literal, target=10_000),
-        figure("pipeline applicants/s vs raw pass-through (aiokafka)", pipeline, "applicants/s",
-               reference="raw pass-through, aiokafka consumer", reference_values=pass_kafka),
+        figure(tagged("pipeline applicants/s (2 workers) vs literal port", name), pipeline, "applicants/s",
+               reference="literal port (2 workers)", reference_values=per_second(m["literal"]), target=10_000),
+        figure(tagged("pipeline applicants/s vs its raw pass-through (aiokafka)", name), pipeline, "applicants/s",
+               reference="raw pass-through, aiokafka consumer", reference_values=per_second(m["passthrough"])),
     ]
-    if pass_faust:
-        figures.append(figure("pipeline applicants/s vs pass-through (faust agent)", pipeline, "applicants/s",
-                              reference="raw pass-through, faust agent", reference_values=pass_faust))
-    for r in latency:
+    if m["faust_passthrough"]:
+        figures.append(figure(tagged("pipeline applicants/s vs pass-through (faust agent)", name), pipeline,
+                              "applicants/s", reference="raw pass-through, faust agent",
+                              reference_values=per_second(m["faust_passthrough"])))
+    for r in m["latency"]:
         for q in ("p50", "p95", "p99"):
-            figures.append(figure(f"latency raw->HBase {q} at {r['rate']:,.0f}/s", [r[f"{q}_ms"]], "ms",
-                                  higher_is_better=False,
+            figures.append(figure(tagged(f"latency raw->HBase {q} at {r['rate']:,.0f}/s", name), [r[f"{q}_ms"]],
+                                  "ms", higher_is_better=False,
                                   target=LATENCY_P99_TARGET_MS if q == "p99" else None))
-    holding = [r["rate"] for r in latency if r["p99_ms"] < LATENCY_P99_TARGET_MS]
-    offered = ", ".join(f"{r:,}" for r in rates)
-    figures.append(figure(f"highest offered rate with p99 < {LATENCY_P99_TARGET_MS} ms (of {offered})",
+    half = m["half"]
+    for q in ("p50", "p99"):
+        figures.append(figure(tagged(f"latency raw->HBase {q} at half the pipeline's max ({half['rate']:,.0f}/s)",
+                                     name), [half[f"{q}_ms"]], "ms", higher_is_better=False,
+                              target=LATENCY_P99_TARGET_MS if q == "p99" else None))
+    offered = sorted([*m["latency"], half], key=lambda r: r["rate"])
+    holding = [r["rate"] for r in offered if r["p99_ms"] <= LATENCY_P99_TARGET_MS]
+    rates = ", ".join(f"{r['rate']:,.0f}" for r in offered)
+    figures.append(figure(tagged(f"highest offered rate with p99 <= {LATENCY_P99_TARGET_MS} ms (of {rates})", name),
                           [max(holding) if holding else 0.0], "applicants/s"))
     # Growth: per-applicant wall time and worker memory at each size, each against the smallest run.
-    ordered = sorted(sizes.items())
+    ordered = sorted(m["sizes"].items())
     small_n, small = ordered[0]
     for n, run in ordered[1:]:
-        figures.append(figure(f"growth: us per applicant at {n:,} applicants", [1e6 / run["per_second"]], "us",
-                              higher_is_better=False, reference=f"at {small_n:,}",
+        figures.append(figure(tagged(f"growth: us per applicant at {n:,} applicants", name),
+                              [1e6 / run["per_second"]], "us", higher_is_better=False, reference=f"at {small_n:,}",
                               reference_values=[1e6 / small["per_second"]]))
     for n, run in ordered[1:]:
-        figures.append(figure(f"growth: worker RSS after {n:,} applicants (max)", [max(run["rss_mb"])], "MB",
-                              higher_is_better=False, reference=f"after {small_n:,}",
+        figures.append(figure(tagged(f"growth: worker RSS after {n:,} applicants (max)", name),
+                              [max(run["rss_mb"])], "MB", higher_is_better=False, reference=f"after {small_n:,}",
                               reference_values=[max(small["rss_mb"])]))
-    write_result("topology", figures, quick=quick, extra={"runs": runs, "latency": latency})
+    return figures + cpu_figures(stack, m["pipeline_runs"]) + stack.servers.figures()
+
+
+def summary(stack: Stack, figures: list[dict], m: dict) -> str:
+    """The closing note's line for one stack, from its figures."""
+    by_name = {f["name"]: f for f in figures}
+
+    def get(prefix: str) -> dict:
+        return next(f for name, f in by_name.items() if name.startswith(prefix))
+
+    vs_pass = get("pipeline applicants/s vs its raw pass-through")
+    half = get("latency raw->HBase p99 at half")
+    best = get("highest offered rate")
+    cpu = "; ".join(f"{f['name'].split(': ', 1)[1].rsplit(' [', 1)[0]} {f['median']:,.0f}"
+                    for f in figures if f["name"].startswith("CPU per applicant"))
+    servers = "; ".join(
+        f"{stack.servers.label(role)} {stack.servers.start_seconds[role]:.1f} s, "
+        f"{get(f'memory: {stack.servers.label(role)} ').get('median'):,.0f} MB"
+        for role in stack.servers.roles)
+    return (f"{stack.name}: pipeline {vs_pass['median']:,.0f} applicants/s = {vs_pass['ratio']:.3f}x its raw "
+            f"pass-through ({vs_pass['reference']['median']:,.0f}/s); p99 {half['median']:,.0f} ms at "
+            f"{m['half']['rate']:,.0f}/s (half its max); highest offered rate with p99 <= {LATENCY_P99_TARGET_MS} "
+            f"ms: {best['median']:,.0f}/s; CPU us per applicant: {cpu}; start-up and RSS after the run: {servers}.")
+
+
+def run_part(stack: Stack, part: str, plan: Plan) -> None:
+    """One part alone (--only), printed and not written."""
+    if part == "pipeline":
+        for _ in range(plan.repeats):
+            show_run(run_throughput(stack, "pipeline", plan.n_pipe, 600))
+    elif part == "growth":
+        for n in plan.growth:
+            show_run(run_throughput(stack, "pipeline", n, 3600))
+    else:
+        for rate in plan.rates:
+            show_latency(run_latency(stack, rate, plan.latency_seconds))
+
+
+@click.command(help=__doc__.splitlines()[0])
+@click.option("--quick", is_flag=True, help="Small runs, one repeat (about 1.5 minutes a stack, plus JVM start-up).")
+@click.option("--repeats", type=int, default=None, help="Pipeline runs (and their references) per stack.")
+@click.option("-n", "n", type=int, default=None, help="Applicants per pipeline run.")
+@click.option("--only", type=click.Choice(["pipeline", "latency", "growth"]), default=None,
+              help="Run only this part (no result file is written).")
+@STACK_OPTION
+def main(quick: bool, repeats: int | None, n: int | None, only: str | None, stack: str) -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # stop the stack on kill, too
+    plan = Plan.make(quick, repeats, n)
+    figures, runs, latency, notes = [], {}, {}, []
+    with tempfile.TemporaryDirectory(prefix="bench-topology-") as tmp:
+        for name in stacks_for(stack):
+            print(f"== stack {name}", flush=True)
+            with Stack(name, Path(tmp)) as s:
+                if only:
+                    run_part(s, only, plan)
+                    continue
+                m = measure(s, plan)
+                these = stack_figures(s, m)    # while the servers run: their RSS after the benchmark
+                notes.append(summary(s, these, m))
+            figures += these
+            runs[name] = [*m["pipeline_runs"], *m["passthrough"], *m["faust_passthrough"], *m["literal"],
+                          *(r for k, r in sorted(m["sizes"].items()) if k != plan.n_pipe)]
+            latency[name] = [*m["latency"], m["half"]]
+    if only:
+        return
+    for note in notes:
+        print(note)
+    write_result("topology", figures, quick=quick, extra={"runs": runs, "latency": latency, "notes": notes})
 
 
 if __name__ == "__main__":
