@@ -33,7 +33,8 @@ PARTITIONS = 4
 
 @pytest.fixture(scope="module")
 def own_broker(tmp_path_factory):
-    """A broker of this module's own: the kill test kills it."""
+    """A Tansu broker of this module's own, on both stacks: the kill test needs a broker that loses what it
+    held (Apache Kafka keeps it: tests/topology/test_apache_faults.py). HBase is the stack's."""
     svc = Broker(run_dir=tmp_path_factory.mktemp("broker"), port=free_port())
     svc.start()
     yield svc

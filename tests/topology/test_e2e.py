@@ -91,7 +91,7 @@ def test_hbase_down_for_10s(make_topology, own_hbase, risk_api, workload):
     topology.produce(msgs[:6000])
     topology.worker()
     wait_for(_rows_at_least(topology, 500), 90, interval=0.3, what="first rows")
-    own_hbase.stop()
+    own_hbase.kill()                       # kill -9: the emulator, or Apache HBase's Thrift server
     topology.produce(msgs[6000:])          # arrives while HBase is down
     time.sleep(10)
     own_hbase.start()
