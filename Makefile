@@ -3,6 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 APPLICANTS ?= 20000
 STACK ?= embedded
+TEST_WORKERS ?= 2
 
 .PHONY: setup setup-apache run up down status test bench clean
 
@@ -26,7 +27,7 @@ status:
 	$(PY) -m deploy.local status
 
 test: setup-apache
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 bench: setup-apache
 	$(PY) -m bench --update-readme $(if $(QUICK),--quick,)

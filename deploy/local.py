@@ -176,6 +176,17 @@ def create_topics(stack: Stack) -> None:
     asyncio.run(ensure_topics(Settings.from_env({**os.environ, **stack.producer.extra_env})))
 
 
+def create_tables(stack: Stack) -> None:
+    """Create the decision tables before any worker writes (on Apache HBase a create takes seconds, and
+    workers racing to create them at their first write stretch the first batch across the group's join)."""
+    from hbase_helper.layout import ensure_tables
+    from hbase_helper.pool import connect
+    from hbase_helper.settings import HBaseSettings
+
+    with connect(HBaseSettings.from_env({**os.environ, **stack.producer.extra_env})) as conn:
+        ensure_tables(conn)
+
+
 def up(stack: Stack, services: list[Service] | None = None) -> None:
     """Start each service unless it runs already; wait until each answers a real request."""
     stack.run_dir.mkdir(parents=True, exist_ok=True)
@@ -186,6 +197,8 @@ def up(stack: Stack, services: list[Service] | None = None) -> None:
             init_database(stack)
         elif svc is stack.broker:
             create_topics(stack)
+        elif svc is stack.hbase:
+            create_tables(stack)
         click.echo(f"{svc.name}: {'started' if started else 'already running'}", err=True)
 
 
