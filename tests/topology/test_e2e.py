@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -99,3 +100,24 @@ def test_hbase_down_for_10s(make_topology, own_hbase, risk_api, workload):
     result = topology.reconcile(ids)
     assert result["dlq_ids"] == dirty
     assert "HBase write of" in "\n".join(w.log_tail(100000) for w in topology.workers)
+
+
+def test_workers_joining_and_leaving_mid_run_lose_nothing(topology, workload):
+    """Rebalances while batches are in flight: two workers join a running one, then both stop with SIGTERM
+    in the middle of their batches (faust acks a cancelled batch; its offsets must not move)."""
+    msgs, ids, dirty = workload(40000)
+    topology.produce(msgs[:10000])
+    topology.worker()
+    wait_for(_rows_at_least(topology, 1000), 90, interval=0.2, what="first rows")
+    second, third = topology.worker(), topology.worker()
+    for w in (second, third):
+        wait_for(lambda: "[^Worker]: Ready" in w.log_tail(2000), 90, interval=0.2, what="the new workers ready")
+    topology.produce(msgs[10000:])
+    for w in (second, third):
+        w.proc.send_signal(signal.SIGTERM)
+    assert len(topology.hbase_ids()) < len(ids) - len(dirty), "the run finished before the workers left"
+    for w in (second, third):
+        w.stop()        # waits for the SIGTERM shutdown
+    topology.wait_accounted(ids)
+    result = topology.reconcile(ids)
+    assert result["dlq_ids"] == dirty

@@ -239,12 +239,16 @@ class RawReader(Service):
         s = self.settings
         stats = StageStats(self.stage)
         while not self.should_stop:
+            # A local reference: on_stop drops self.consumer while this loop may be inside an await.
+            consumer = self.consumer
             try:
-                if self.consumer is None:
-                    self.consumer = self._new_consumer()
-                    await self.consumer.start()
+                if consumer is None:
+                    consumer = self.consumer = self._new_consumer()
+                    await consumer.start()
                     logger.info("%s: reading %s as consumer group %s-raw", self.stage, s.topic_raw, s.app_id)
-                batch = await self.consumer.getmany(timeout_ms=int(s.take_within * 1000), max_records=s.take_max)
+                if self.should_stop or consumer is not self.consumer:
+                    break
+                batch = await consumer.getmany(timeout_ms=int(s.take_within * 1000), max_records=s.take_max)
             except KafkaError as exc:
                 logger.warning("%s: consumer error %s; reconnecting in 1s", self.stage, exc)
                 await self._drop_consumer()
@@ -259,7 +263,7 @@ class RawReader(Service):
             # Delivered: now the offsets may advance, exactly past the messages just handled.
             offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
             try:
-                await self.consumer.commit(offsets)
+                await consumer.commit(offsets)
             except (CommitFailedError, KafkaError) as exc:
                 # A rebalance took the partitions away: their new owner replays them (at-least-once).
                 logger.warning("%s: commit failed (%s); those applicants will be replayed", self.stage, exc)
