@@ -24,6 +24,7 @@ from faust.exceptions import AlreadyConfiguredWarning
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from topology import codec  # noqa: F401  (registers the "orjson" codec)
+from topology.commits import ContiguousCommitConsumer
 from topology.emit import Emitter
 from topology.policy import Policy
 from topology.settings import Settings
@@ -42,6 +43,12 @@ class TopologyApp(faust.App):
             warnings.simplefilter("ignore", AlreadyConfiguredWarning)
             self.conf.web_enabled = settings.web_enabled
         return super().on_init_dependencies()
+
+    def _new_transport(self):
+        # faust's consumer commits over messages still in flight (topology.commits): ours does not.
+        transport = super()._new_transport()
+        transport.Consumer = ContiguousCommitConsumer
+        return transport
 
 
 app = TopologyApp(
