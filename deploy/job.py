@@ -116,8 +116,9 @@ def _explain_stall(stack: Stack, broker_pid: int | None) -> str:
     lines.append("--- reconciliation ---")
     now = stack.broker.pid()
     if now != broker_pid:
-        lines.append(f"the broker was restarted or died during the run (pid {broker_pid}, now {now}): "
-                     "the embedded broker keeps messages in memory only, a restart loses them all.")
+        lines.append(f"the broker was restarted or died during the run (pid {broker_pid}, now {now})"
+                     + (": Apache Kafka keeps its log" if stack.name == "apache" else
+                        ": the embedded broker keeps messages in memory only, a restart loses them all."))
     lines.append(lost_report(stack))
     return "\n".join(lines)
 
@@ -128,7 +129,8 @@ def lost_report(stack: Stack) -> str:
     from deploy.reconcile import Sources, reconcile, stall_report
 
     try:
-        return stall_report(reconcile(Sources.from_env({**os.environ, **stack_env(stack)})))
+        return stall_report(reconcile(Sources.from_env({**os.environ, **stack_env(stack)})),
+                            durable_broker=stack.name == "apache")
     except Exception as exc:  # the stall report must come out whatever is broken
         logger.exception("reconciliation failed")
         return f"could not reconcile the store with HBase and the DLQ: {type(exc).__name__}: {exc}"

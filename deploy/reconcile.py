@@ -217,11 +217,18 @@ def describe(rec: Reconciliation, sample: int = DEFAULT_SAMPLE) -> list[str]:
     return lines
 
 
-def stall_report(rec: Reconciliation, sample: int = DEFAULT_SAMPLE) -> str:
-    """What the main job says on a stall: the lost ids by count and sample, or why nothing is lost."""
+def stall_report(rec: Reconciliation, sample: int = DEFAULT_SAMPLE, *, durable_broker: bool = False) -> str:
+    """What the main job says on a stall: the lost ids by count and sample, or why nothing is lost.
+
+    ``durable_broker``: the broker keeps its log (Apache Kafka), so a loss happened downstream of it."""
     if rec.lost:
         how = ("the producer published them (its checkpoint is past them) but" if rec.producer_checkpoint is not None
                else "(no producer checkpoint was found to tell lost from not yet published)")
+        if durable_broker:
+            return (f"{len(rec.lost):,} applicants are lost: {how} they are in neither HBase nor the DLQ, "
+                    f"e.g. {_sample(rec.lost, sample)}. The broker keeps its log, so a stage committed past them "
+                    "without delivering them: keep the worker logs, and resend them with "
+                    "`python -m deploy reconcile --republish`.")
         return (f"{len(rec.lost):,} applicants are lost: {how} they are in neither HBase nor the DLQ, "
                 f"e.g. {_sample(rec.lost, sample)}. The embedded "
                 "broker keeps messages in memory only: a broker crash or restart loses them. The store and HBase "

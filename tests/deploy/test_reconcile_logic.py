@@ -36,6 +36,8 @@ def test_names_missing_both_and_foreign_ids():
     assert "1 published by the producer (checkpoint at seq 5) and lost, 1 not published yet" in text
     report = stall_report(rec)
     assert report.startswith("1 applicants are lost") and "e.g. 3." in report and "memory only" in report
+    durable = stall_report(rec, durable_broker=True)   # Apache Kafka: the loss is downstream of the broker
+    assert "e.g. 3." in durable and "memory only" not in durable and "committed past them" in durable
     out = rec.as_json()
     assert out["missing"] == [3, 7] and out["missing_count"] == 2 and out["lost"] == [3]
     assert out["both"] == [4, 5] and out["reconciled"] is False
