@@ -594,18 +594,26 @@ class MariaDB(Service):
             raise ServiceError(MARIADB_INSTALL_HINT)
         return path
 
+    @property
+    def tmp_dir(self) -> Path:
+        """The server's own temporary folder: two servers bootstrapping at once in /tmp (parallel test
+        processes) made mariadb-install-db fail ("Could not remove temporary table ... Unknown table")."""
+        return self.run_dir / "mariadb-tmp"
+
     def prepare(self) -> None:
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
         mariadbd = self.find("mariadbd")
         if (self.data_dir / "mysql").is_dir():
             return
         install_db = self.find("mariadb-install-db")
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
         user = _current_user()
         result = subprocess.run(
             [install_db, "--no-defaults", f"--datadir={self.data_dir}", f"--user={user}",
              "--auth-root-authentication-method=normal", "--skip-test-db",
              f"--basedir={Path(mariadbd).resolve().parent.parent}"],
-            capture_output=True, text=True,
+            capture_output=True, text=True, env={**os.environ, "TMPDIR": str(self.tmp_dir)},
         )
         if result.returncode != 0:
             raise ServiceError(f"mariadb-install-db failed:\n{result.stdout}\n{result.stderr}")
@@ -616,7 +624,7 @@ class MariaDB(Service):
             f"--datadir={self.data_dir}", f"--socket={self.socket_path}",
             f"--port={self.port}", f"--bind-address={self.host}",
             f"--user={_current_user()}", "--skip-log-bin",
-            f"--pid-file={self.data_dir / 'mariadbd.pid'}",
+            f"--pid-file={self.data_dir / 'mariadbd.pid'}", f"--tmpdir={self.tmp_dir}",
             "--innodb-flush-log-at-trx-commit=2",
             "--max-connections=500",
         ]
