@@ -224,17 +224,15 @@ def stall_report(rec: Reconciliation, sample: int = DEFAULT_SAMPLE, *, durable_b
     if rec.lost:
         how = ("the producer published them (its checkpoint is past them) but" if rec.producer_checkpoint is not None
                else "(no producer checkpoint was found to tell lost from not yet published)")
+        lost = (f"{len(rec.lost):,} applicants are lost: {how} they are in neither HBase nor the DLQ, "
+                f"e.g. {_sample(rec.lost, sample)}. ")
         if durable_broker:
-            return (f"{len(rec.lost):,} applicants are lost: {how} they are in neither HBase nor the DLQ, "
-                    f"e.g. {_sample(rec.lost, sample)}. The broker keeps its log, so a stage committed past them "
-                    "without delivering them: keep the worker logs, and resend them with "
-                    "`python -m deploy reconcile --republish`.")
-        return (f"{len(rec.lost):,} applicants are lost: {how} they are in neither HBase nor the DLQ, "
-                f"e.g. {_sample(rec.lost, sample)}. The embedded "
-                "broker keeps messages in memory only: a broker crash or restart loses them. The store and HBase "
-                "keep theirs: resend them with `python -m deploy.local down`, `python -m deploy.local up`, then "
-                "`python -m deploy reconcile --republish` (clients that lived through the crash carry their old "
-                "offsets over and skip what comes next).")
+            return lost + ("The broker keeps its log, so a stage committed past them without delivering them: "
+                           "keep the worker logs, and resend them with `python -m deploy reconcile --republish`.")
+        return lost + ("The embedded broker keeps messages in memory only: a broker crash or restart loses them. "
+                       "The store and HBase keep theirs: resend them with `python -m deploy.local down`, "
+                       "`python -m deploy.local up`, then `python -m deploy reconcile --republish` (clients that "
+                       "lived through the crash carry their old offsets over and skip what comes next).")
     if rec.missing:
         return (f"{len(rec.missing):,} applicants are not published yet (beyond the producer's checkpoint), "
                 f"e.g. {_sample(rec.missing, sample)}: look at the producer and the applicant API.")

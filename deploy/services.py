@@ -607,7 +607,6 @@ class MariaDB(Service):
             return
         install_db = self.find("mariadb-install-db")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
         user = _current_user()
         result = subprocess.run(
             [install_db, "--no-defaults", f"--datadir={self.data_dir}", f"--user={user}",

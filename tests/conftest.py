@@ -15,6 +15,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from deploy.apache_servers import HBaseMaster, HBaseThrift, KafkaServer
+from deploy.local import STACKS as ALL_STACKS
 from deploy.services import Broker, HBaseServer, MariaDB, Service, free_port
 
 # The same examples on every run (no example database on a fresh checkout, no deadline on a shared 2-core
@@ -22,7 +23,6 @@ from deploy.services import Broker, HBaseServer, MariaDB, Service, free_port
 hypothesis_settings.register_profile("project", derandomize=True, deadline=None)
 hypothesis_settings.load_profile("project")
 
-ALL_STACKS = ("embedded", "apache")
 # TEST_STACKS narrows a local run to one stack (CI and `make test` run both).
 STACKS = tuple(s.strip() for s in os.environ.get("TEST_STACKS", ",".join(ALL_STACKS)).split(",") if s.strip())
 if not STACKS or set(STACKS) - set(ALL_STACKS):
