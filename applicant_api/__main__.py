@@ -62,7 +62,7 @@ def import_cmd(file: str, batch_size: int | None, source: str | None, rejects_fi
     Prints a report on stderr and a one-line JSON summary as the last line on stdout.
     """
     from applicant_api import importer
-    from applicant_api.lendingclub import LoanStatsError
+    from credit_core.lendingclub import LoanStatsError
 
     url = mysql_url or db.mysql_url()
     kwargs = {}
@@ -105,7 +105,7 @@ def import_cmd(file: str, batch_size: int | None, source: str | None, rejects_fi
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def generate_cmd(rows: int, seed: int, out: str, dirty: float, id_start: int | None, quiet: bool) -> None:
     """Write a synthetic LendingClub LoanStats file with a known ground-truth default model."""
-    from applicant_api import synthetic
+    from credit_core import synthetic
 
     kwargs = {} if id_start is None else {"id_start": id_start}
     bar = None

@@ -11,7 +11,7 @@ import orjson
 from flask import Blueprint, current_app, request
 
 from applicant_api import repository
-from applicant_api.fields import MAX_INT, RecordError, clean_record, parse_int
+from credit_core.fields import MAX_INT, RecordError, clean_record, parse_int
 from applicant_api.body import body_too_large, request_body
 from applicant_api.jsonio import error_response, json_response, raw_json_response
 from applicant_api.settings import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT

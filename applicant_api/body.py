@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import BinaryIO
 
 from flask import Request, Response
 
 from applicant_api.jsonio import error_response
+from credit_core.http_body import read_body
 
 logger = logging.getLogger(__name__)
-
-_READ_SIZE = 64 * 1024
 
 
 def request_body(request: Request, limit: int) -> bytes | None:
@@ -24,25 +22,6 @@ def request_body(request: Request, limit: int) -> bytes | None:
     # read its stream directly and count here (werkzeug's own wrapper would refuse a body of exactly the limit).
     stream = environ["wsgi.input"] if environ.get("wsgi.input_terminated") else request.stream
     return read_body(stream, limit)
-
-
-def read_body(stream: BinaryIO, limit: int) -> bytes | None:
-    """At most ``limit`` bytes of ``stream``; None when it holds more (the caller answers 413).
-
-    A declared Content-Length over the limit is refused before this by werkzeug (MAX_CONTENT_LENGTH);
-    a chunked body declares nothing and the WSGI server passes it through whole, so it is counted
-    here, and never more than ``limit`` + one read is held in memory.
-    """
-    parts: list[bytes] = []
-    size = 0
-    while True:
-        part = stream.read(min(_READ_SIZE, limit + 1 - size))
-        if not part:
-            return b"".join(parts)
-        size += len(part)
-        if size > limit:
-            return None
-        parts.append(part)
 
 
 def body_too_large(limit: int) -> Response:

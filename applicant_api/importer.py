@@ -1,6 +1,6 @@
 """Import LendingClub LoanStats files into the applications table: batched, idempotent, every bad row reported.
 
-Reading and cleaning (applicant_api.lendingclub) run in the calling thread;
+Reading and cleaning (credit_core.lendingclub) run in the calling thread;
 the values are bound by pymysql (cursor.mogrify, the routine executemany
 uses) and sent as multi-row INSERTs, one transaction per batch, by a writer
 thread, so parsing and the database work overlap. On large files binding and
@@ -29,8 +29,8 @@ import orjson
 import pymysql
 
 from applicant_api import db, schema
-from applicant_api.fields import FIELD_NAMES, RecordError
-from applicant_api.lendingclub import (BLANK, MALFORMED, NOTICE, SUMMARY, TRUE_PD_COLUMN, LoanStatsReader,
+from credit_core.fields import FIELD_NAMES, RecordError
+from credit_core.lendingclub import (BLANK, MALFORMED, NOTICE, SUMMARY, TRUE_PD_COLUMN, LoanStatsReader,
                                        RecordCleaner, Row, row_error)
 
 logger = logging.getLogger(__name__)

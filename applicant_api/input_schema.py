@@ -1,4 +1,4 @@
-"""JSON Schemas of posted fields: exactly the values applicant_api.fields accepts, text forms included.
+"""JSON Schemas of posted fields: exactly the values credit_core.fields accepts, text forms included.
 
 The OpenAPI document promises what the server takes, both ways: a value the
 schema allows is cleaned without error, a value it refuses gets a 400. So the
@@ -14,7 +14,7 @@ import logging
 import math
 from typing import Any
 
-from applicant_api.fields import FIELDS, MAX_EXACT_FLOAT, MAX_INT, MAX_TEXT, MIN_INT, MONTHS, Field
+from credit_core.fields import FIELDS, MAX_EXACT_FLOAT, MAX_INT, MAX_TEXT, MIN_INT, MONTHS, Field
 
 logger = logging.getLogger(__name__)
 

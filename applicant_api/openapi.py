@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, current_app
 
 from applicant_api.api import MAX_ID, MAX_SEQ, MIN_ID
-from applicant_api.fields import FIELDS, GRADES, MAX_INT, MAX_TEXT, Field
+from credit_core.fields import FIELDS, GRADES, MAX_INT, MAX_TEXT, Field
 from applicant_api.gunicorn_conf import limit_request_field_size, limit_request_fields, limit_request_line
 from applicant_api.input_schema import applicant_input_schema, number_range
 from applicant_api.jsonio import dumps, raw_json_response

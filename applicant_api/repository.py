@@ -22,7 +22,7 @@ from typing import Any, Iterable, Sequence
 
 import pymysql
 
-from applicant_api.fields import FIELD_NAMES
+from credit_core.fields import FIELD_NAMES
 from applicant_api.schema import TABLE
 
 logger = logging.getLogger(__name__)

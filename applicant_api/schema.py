@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from applicant_api.fields import FIELDS, Field
+from credit_core.fields import FIELDS, Field
 
 TABLE = "applications"
 

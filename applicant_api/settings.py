@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from applicant_api.db import DEFAULT_MYSQL_URL
-from applicant_api.fields import parse_int
+from credit_core.fields import parse_int
 
 logger = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ class NullHandler:
     """Accepts and discards writes; scans return the same number of synthetic rows, built once."""
 
     def __init__(self, rows: int):
-        from hbase_helper.thrift_service import Hbase_thrift, row_result
+        from hbase_emulator.thrift_service import Hbase_thrift, row_result
 
         self.tables: set[bytes] = set()
         self.rows = rows
@@ -78,7 +78,7 @@ class NullHandler:
 
 
 def serve_null(port: int, rows: int) -> None:
-    from hbase_helper.server import ThriftServer
+    from hbase_emulator.server import ThriftServer
 
     server = ThriftServer(NullHandler(rows), "127.0.0.1", port)
     print("ready", flush=True)

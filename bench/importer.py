@@ -1,7 +1,7 @@
 """LendingClub importer: rows/s from a LoanStats file into MariaDB, next to the database-only cost of the same rows.
 
 `python -m bench.importer [--quick]` starts its own MariaDB (free port, temporary folder), writes a
-synthetic LoanStats file (applicant_api.synthetic, 1% dirty rows) and measures, as medians over repeats,
+synthetic LoanStats file (credit_core.synthetic, 1% dirty rows) and measures, as medians over repeats,
 each next to its reference measured in the same run:
 
 - the importer (read, clean, bind, batched INSERT) on the plain .csv, with its writer process (the
@@ -25,9 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from applicant_api import db, importer, schema, synthetic
-from applicant_api.fields import FIELD_NAMES
-from applicant_api.lendingclub import TRUE_PD_COLUMN, iter_records
+from applicant_api import db, importer, schema
+from credit_core import synthetic
+from credit_core.fields import FIELD_NAMES
+from credit_core.lendingclub import TRUE_PD_COLUMN, iter_records
 from bench.common import figure, write_result
 from deploy.services import MariaDB, free_port
 

@@ -201,8 +201,8 @@ def main() -> None:
     n_matrix = QUICK_IN_PROCESS_ROWS if quick else IN_PROCESS_ROWS
     n_dicts = QUICK_DICT_ROWS if quick else DICT_ROWS
 
-    from applicant_api import synthetic
-    from applicant_api.lendingclub import iter_records
+    from credit_core import synthetic
+    from credit_core.lendingclub import iter_records
     from risk_api import artifact as artifacts
     from risk_api import features, training
     from risk_api.scoring import Model

@@ -30,7 +30,7 @@ def reset_state(stack: Stack) -> None:
 
 
 def synthetic_file(stack: Stack, applicants: int, seed: int, dirty: float) -> Path:
-    from applicant_api.synthetic import generate
+    from credit_core.synthetic import generate
 
     data_dir = stack.run_dir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -724,7 +724,7 @@ class HBaseServer(Service):
         return f"--port {self.port}"
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "hbase_helper.server", "--host", self.host,
+        return [sys.executable, "-m", "hbase_emulator.server", "--host", self.host,
                 "--port", str(self.port), "--db", self.db]
 
     def env(self) -> dict[str, str]:

@@ -1,1 +1,1 @@
-"""happybase helpers: table layout, batch writes, audit scans, and the embedded HBase Thrift server."""
+"""happybase helpers: the decisions tables' layout, batch writes, audit scans and the connection pool."""

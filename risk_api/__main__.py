@@ -71,7 +71,7 @@ def train_cmd(data: Path, out_dir: Path, install: Path | None, c: float, seed: i
               type=click.Path(dir_okay=False, path_type=Path))
 def build_default(rows: int, seed: int, out_path: Path) -> None:
     """Regenerate the packaged default artifact from seeded synthetic data (same bytes for the same inputs)."""
-    from applicant_api import synthetic
+    from credit_core import synthetic
     os.environ.setdefault("SOURCE_DATE_EPOCH", str(DEFAULT_BUILD_EPOCH))
     with tempfile.TemporaryDirectory(prefix="risk-default-") as tmp:
         data = Path(tmp) / "synthetic.csv"

@@ -1,4 +1,4 @@
-"""Request bodies: the size-bounded read (applicant_api.body's) and exact JSON parsing (big integers stay exact)."""
+"""Request bodies: the size-bounded read (credit_core.http_body) and exact JSON parsing (big integers stay exact)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import IO, Any
 
 import orjson
 
-from applicant_api.body import read_body
+from credit_core.http_body import read_body
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from applicant_api import fields as appfields
+from credit_core import fields as appfields
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from applicant_api.fields import MAX_INT
+from credit_core.fields import MAX_INT
 
 logger = logging.getLogger(__name__)
 

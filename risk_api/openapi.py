@@ -6,7 +6,7 @@ import logging
 from functools import lru_cache
 from typing import Any
 
-from applicant_api import fields as appfields
+from credit_core import fields as appfields
 from risk_api import features, ids
 from risk_api.scoring import MAX_REASONS, RISK_BANDS
 from risk_api.settings import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES, MAX_HEADER_FIELD_BYTES, MAX_HEADER_FIELDS, MAX_REQUEST_LINE
@@ -46,7 +46,7 @@ def _applicant_schema() -> dict[str, Any]:
             s = {"oneOf": [s, {"type": "null"}]}
         props[name] = s
     return {"type": "object",
-            "description": "a cleaned applicant record (applicant_api.fields.clean_record output); keys the model "
+            "description": "a cleaned applicant record (credit_core.fields.clean_record output); keys the model "
                            "does not use are ignored. An input outside the range the model was trained on is "
                            "scored clipped to that range, with an *_OUT_OF_RANGE reason (declined too when "
                            "RISK_OUT_OF_RANGE=decline).",

@@ -24,8 +24,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from applicant_api import fields as appfields
-from applicant_api.lendingclub import iter_records
+from credit_core import fields as appfields
+from credit_core.lendingclub import iter_records
 from risk_api import artifact as artifacts
 from risk_api import features, reasons
 

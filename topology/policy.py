@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import orjson
 
-from applicant_api.fields import GRADES
+from credit_core.fields import GRADES
 
 logger = logging.getLogger(__name__)
 

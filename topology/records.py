@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 from aiokafka.partitioner import murmur2
 
-from applicant_api.fields import MAX_INT, parse_int
+from credit_core.fields import MAX_INT, parse_int
 from hbase_helper.layout import MAX_TIME_MS
 from topology.codec import dumps
 
@@ -48,7 +48,7 @@ def id_key(app_id: int) -> bytes:
 
 
 def plain_int(value: Any, *, lo: int, hi: int) -> int | None:
-    """``value`` as an int in ``lo..hi`` when it is one exactly (``applicant_api.fields.parse_int``), else None.
+    """``value`` as an int in ``lo..hi`` when it is one exactly (``credit_core.fields.parse_int``), else None.
 
     Keys come as bytes: only ASCII ones can hold a plain decimal.
     """

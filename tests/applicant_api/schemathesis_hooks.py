@@ -13,7 +13,7 @@ import logging
 
 import schemathesis
 
-from applicant_api.fields import ASCII_SPACE, FIELDS_BY_NAME, FieldError, clean_value
+from credit_core.fields import ASCII_SPACE, FIELDS_BY_NAME, FieldError, clean_value
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import requests
 from applicant_api import db, repository
 from applicant_api.app import create_app
 from applicant_api.devserver import ServerThread
-from applicant_api.fields import FIELD_NAMES, clean_record
+from credit_core.fields import FIELD_NAMES, clean_record
 from applicant_api.settings import ConfigError
 from deploy.services import free_port
 

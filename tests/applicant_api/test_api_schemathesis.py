@@ -34,8 +34,8 @@ def server(mariadb, db_url):
 
 
 def test_schemathesis_finds_nothing(server, tmp_path):
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "schemathesis_hooks",
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(REPO), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.applicant_api.schemathesis_hooks",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     argv = [str(SCHEMATHESIS), "run", f"{server.url}/openapi.json", "--checks", "all",
             "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", str(MAX_EXAMPLES),
             "--seed", str(SEED), "--generation-deterministic", "--workers", "1",

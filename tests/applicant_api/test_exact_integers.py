@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from applicant_api import importer
 from applicant_api.api import MAX_SEQ
-from applicant_api.fields import (FIELDS_BY_NAME, MAX_INT, MIN_INT, FieldError, RecordError, clean_record,
+from credit_core.fields import (FIELDS_BY_NAME, MAX_INT, MIN_INT, FieldError, RecordError, clean_record,
                                   clean_value, parse_float, parse_int)
-from applicant_api.lendingclub import iter_records
+from credit_core.lendingclub import iter_records
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO.parent / "shared" / "data" / "lendingclub_loanstats_sample.csv"

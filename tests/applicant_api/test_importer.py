@@ -13,12 +13,13 @@ import orjson
 import pymysql
 import pytest
 
-from applicant_api import importer, synthetic
-from applicant_api.lendingclub import BLANK, NOTICE, SUMMARY, iter_records
+from applicant_api import importer
+from credit_core import synthetic
+from credit_core.lendingclub import BLANK, NOTICE, SUMMARY, iter_records
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO.parent / "shared" / "data" / "lendingclub_loanstats_sample.csv"
-QUIRKS = Path(__file__).resolve().parent / "fixtures" / "loanstats_quirks.csv"
+QUIRKS = Path(__file__).resolve().parent.parent / "fixtures" / "loanstats_quirks.csv"
 
 QUIRKS_REJECTS = [
     (7, "37822187", [{"field": "dti", "reason": "must be a number, got letters in '12.5a'"}]),

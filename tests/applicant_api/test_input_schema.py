@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from applicant_api.fields import FIELDS, MAX_EXACT_FLOAT, MAX_INT, FieldError, clean_value
+from credit_core.fields import FIELDS, MAX_EXACT_FLOAT, MAX_INT, FieldError, clean_value
 from applicant_api.input_schema import digits_at_most, field_input_schema, integer_text_pattern
 
 NAMES = [f.name for f in FIELDS]

@@ -1,4 +1,4 @@
-"""Helpers shared by the local-stack tests (imported as ``stack_testlib``: pytest puts this folder on the path)."""
+"""Helpers shared by the local-stack tests (imported as ``tests.deploy.stack_testlib``)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ import pytest
 from deploy.local import up
 from deploy.services import (HBaseServer, ProcessRecord, PythonProcess, ServiceError, free_port, pid_alive,
                              pid_start_time, port_open)
-from stack_testlib import stack_for
+from tests.deploy.stack_testlib import stack_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PORT_VARS = ("BROKER_PORT", "MYSQL_PORT", "HBASE_PORT", "APPLICANT_API_PORT", "RISK_API_PORT")

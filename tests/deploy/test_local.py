@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from deploy.services import pid_alive, port_open, free_port
-from stack_testlib import stack_for
+from tests.deploy.stack_testlib import stack_for
 
 PORT_VARS = ("BROKER_PORT", "MYSQL_PORT", "HBASE_PORT", "APPLICANT_API_PORT", "RISK_API_PORT",
              "WORKER_1_WEB_PORT", "WORKER_2_WEB_PORT", "ZOOKEEPER_PORT")

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 
 from applicant_api.importer import import_file
 from applicant_api.schema import TABLE, reset_db
-from applicant_api.synthetic import generate
+from credit_core.synthetic import generate
 from deploy.ids import hbase_ids, read_dead_letters
 from deploy.services import Broker, GunicornApp, free_port, risk_api
 from hbase_helper import writer

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from applicant_api.fields import clean_record
+from credit_core.fields import clean_record
 
 
 def _raw_applicant(app_id: int) -> dict:

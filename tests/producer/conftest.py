@@ -10,7 +10,7 @@ from applicant_api.app import create_app
 from applicant_api.devserver import ServerThread
 from producer.settings import load_settings
 from applicant_api.schema import reset_db
-from producer_testlib import API_TOKEN
+from tests.producer.producer_testlib import API_TOKEN
 
 
 @pytest.fixture

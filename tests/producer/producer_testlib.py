@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from applicant_api import db, repository
 from deploy.ids import topic_partitions
-from applicant_api.fields import FIELD_NAMES
+from credit_core.fields import FIELD_NAMES
 
 API_TOKEN = "producer-test-" + secrets.token_urlsafe(12)
 

@@ -21,7 +21,7 @@ from producer.checkpoint import Checkpoint, CheckpointError
 from producer.producer import Producer, run_producer
 from producer.settings import load_settings
 
-from producer_testlib import API_TOKEN, consume, ids_of, insert_applicants, table_ids
+from tests.producer.producer_testlib import API_TOKEN, consume, ids_of, insert_applicants, table_ids
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,8 +11,8 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from risk_api.server import error_response
 
-from applicant_api import synthetic
-from applicant_api.lendingclub import iter_records
+from credit_core import synthetic
+from credit_core.lendingclub import iter_records
 from risk_api import artifact as artifacts
 from risk_api import training
 

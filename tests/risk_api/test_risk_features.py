@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from applicant_api import fields as appfields
+from credit_core import fields as appfields
 from risk_api import artifact as artifacts
 from risk_api import features, settings
 from risk_api.scoring import Model

@@ -10,7 +10,7 @@ import numpy as np
 import orjson
 import pytest
 
-from applicant_api.lendingclub import iter_records
+from credit_core.lendingclub import iter_records
 from risk_api import artifact as artifacts
 from risk_api import training
 
@@ -95,7 +95,7 @@ def test_artifact_is_sealed_json(trained, tmp_path):
 
 
 def test_too_little_data_is_refused(tmp_path):
-    from applicant_api import synthetic
+    from credit_core import synthetic
     path = tmp_path / "tiny.csv"
     synthetic.generate(path, 20, seed=1)
     with pytest.raises(ValueError, match="labelled rows"):

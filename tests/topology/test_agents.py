@@ -74,7 +74,7 @@ def test_decision_agent_routes_by_policy(broker, real_producer):
     for i, grade in enumerate("AF"):
         raw = raw_applicant(base + i, rng)
         raw.update(grade=grade, sub_grade=f"{grade}1", annual_inc="90000")
-        from applicant_api.fields import clean_record
+        from credit_core.fields import clean_record
         recs.append({"id": base + i, "applicant": clean_record(raw), "ingested_at": 1,
                      "provenance": {"topic": "applicants.raw", "partition": 0, "offset": i, "timestamp_ms": 1,
                                     "source": "t", "seq": i}})

@@ -188,7 +188,7 @@ def test_minimal_dead_letter_when_the_full_one_cannot_be_written():
 # -- decision and submit: internal messages -------------------------------------------
 
 def clean_item(app_id: int) -> dict:
-    from applicant_api.fields import clean_record
+    from credit_core.fields import clean_record
 
     return {"id": app_id, "applicant": clean_record(raw_applicant(app_id, random.Random(app_id))),
             "provenance": {"topic": TOPIC, "partition": 0, "offset": app_id, "timestamp_ms": 1, "seq": app_id},

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import happybase
 
-from applicant_api.fields import clean_record
+from credit_core.fields import clean_record
 from hbase_helper import layout
 from hbase_helper.settings import HBaseSettings
 from hbase_helper.writer import DecisionWriter

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from applicant_api.fields import clean_record
+from credit_core.fields import clean_record
 from topology.agents.submit import outcome, submit_items
 from topology.risk_client import RiskClient
 from topology.testdata import raw_applicant

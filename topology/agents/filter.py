@@ -1,6 +1,6 @@
 """filter: parse, clean and validate each raw applicant (as the FilterBolt did); the rest goes to the DLQ with the reason.
 
-The cleaning and validation rules are ``applicant_api.fields.clean_record``
+The cleaning and validation rules are ``credit_core.fields.clean_record``
 (strip ``%`` and `` months``, empty bc_open_to_buy / bc_util /
 total_il_high_credit_limit -> 0, ids, numbers and ranges, term, grade,
 funded_amnt <= loan_amnt).  Nothing is raised out of the agent: any failure,
@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping
 
 import orjson
 
-from applicant_api.fields import RecordError, clean_record
+from credit_core.fields import RecordError, clean_record
 from topology.app import app, emitter, raw_topic, settings
 from topology.agents.common import RawReader, run_stage
 from topology.emit import pack

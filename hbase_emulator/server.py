@@ -1,4 +1,4 @@
-"""Embedded HBase Thrift (v1) server on SQLite: `python -m hbase_helper.server --host H --port P --db PATH`.
+"""Embedded HBase Thrift (v1) server on SQLite: `python -m hbase_emulator.server --host H --port P --db PATH`.
 
 A single-machine stand-in for HBase and its Thrift server, built on thriftpy2
 from the ``Hbase.thrift`` that happybase ships. One port answers the binary
@@ -14,7 +14,7 @@ filter string, batching, sorted columns, reverse, limit), mutateRows(Ts)
 (all puts of a call, then all deletes, in one SQLite transaction),
 server-assigned millisecond timestamps, time-range reads (``*Ts`` methods
 and ``TScan.timestamp`` return cells with ``ts < T``), 8-byte big-endian
-atomic counters, and the filter language (see hbase_helper.filters).
+atomic counters, and the filter language (see hbase_emulator.filters).
 
 Versions: each family keeps its ``max_versions`` newest versions per cell (pruned as they are written);
 reads return the newest version in the time range, ``getVer`` up to N; a filter that skips a version
@@ -24,7 +24,7 @@ compaction. Counters take max(now, newest + 1) as HBase does, and never run ahea
 increment in the same millisecond as the cell's newest version waits for the next one), so a put with
 the server's time after a burst of increments is the newest version, as on HBase.
 
-Known differences from Apache HBase 2.6 (asserted by tests/hbase_helper/test_conformance.py):
+Known differences from Apache HBase 2.6 (asserted by tests/hbase_emulator/test_conformance.py):
 - Versions beyond ``max_versions`` are pruned at write. HBase keeps them in its memstore until a
   flush, so there a time-range read (``timestamp=``) can still find a version beyond ``max_versions``;
   the emulator answers as HBase does after a flush (not worth keeping every version: unbounded growth).
@@ -120,7 +120,7 @@ class ThriftServer:
 
     def __init__(self, handler, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *,
                  backlog: int = DEFAULT_BACKLOG, max_connections: int = DEFAULT_MAX_CONNECTIONS):
-        from hbase_helper.thrift_service import Hbase
+        from hbase_emulator.thrift_service import Hbase
 
         if not isinstance(port, int) or not 0 <= port < 65536:
             raise ValueError(f"port must be an int in 0..65535, got {port!r}")
@@ -244,8 +244,8 @@ class ThriftServer:
 
 def make_server(db: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT):
     """(server, store): the Hbase handler over a Store on ``db``, listening (not yet serving)."""
-    from hbase_helper.thrift_service import HbaseHandler, SafeHandler
-    from hbase_helper.thrift_store import Store
+    from hbase_emulator.thrift_service import HbaseHandler, SafeHandler
+    from hbase_emulator.thrift_store import Store
 
     store = Store(db)
     try:

@@ -23,7 +23,7 @@ FAMILIES = (b"cf1", b"cf2")
 
 @pytest.fixture(scope="module")
 def thrift_server(tmp_path_factory):
-    """A real server process (python -m hbase_helper.server) on a SQLite file, for this module."""
+    """A real server process (python -m hbase_emulator.server) on a SQLite file, for this module."""
     svc = HBaseServer(run_dir=tmp_path_factory.mktemp("thrift"), port=free_port())
     svc.start()
     yield svc
@@ -426,7 +426,7 @@ def test_garbage_is_refused_and_the_server_goes_on(thrift_server, thrift_connect
 
 
 def test_second_server_on_the_same_port_fails_loudly(thrift_server, tmp_path):
-    from hbase_helper.server import make_server
+    from hbase_emulator.server import make_server
 
     with pytest.raises(OSError, match="cannot listen"):
         make_server(str(tmp_path / "other.sqlite"), thrift_server.host, thrift_server.port)
@@ -436,7 +436,7 @@ def test_second_server_on_the_same_port_fails_loudly(thrift_server, tmp_path):
 
 
 def test_bad_gc_thresholds_are_refused_before_listening(tmp_path):
-    from hbase_helper.server import parse_gc_thresholds
+    from hbase_emulator.server import parse_gc_thresholds
 
     assert parse_gc_thresholds("20000,50,100") == (20000, 50, 100)
     svc = HBaseServer(run_dir=tmp_path, port=free_port())
@@ -483,7 +483,7 @@ def test_data_survives_restart_and_kill(tmp_path):
 
 
 def test_in_memory_database(tmp_path):
-    from hbase_helper.server import make_server
+    from hbase_emulator.server import make_server
 
     server, store = make_server(":memory:", "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from applicant_api import fields, synthetic
+from credit_core import fields, synthetic
 from applicant_api.__main__ import cli
-from applicant_api.lendingclub import LOANSTATS_COLUMNS, SUMMARY, Row, iter_records, read_loanstats
+from credit_core.lendingclub import LOANSTATS_COLUMNS, SUMMARY, Row, iter_records, read_loanstats
 
 SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "lendingclub_loanstats_sample.csv"
 MARGINAL_ROWS = 50_000

@@ -68,8 +68,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from applicant_api.fields import MAX_INT
-from applicant_api.lendingclub import LOANSTATS_COLUMNS, TRUE_PD_COLUMN
+from credit_core.fields import MAX_INT
+from credit_core.lendingclub import LOANSTATS_COLUMNS, TRUE_PD_COLUMN
 
 logger = logging.getLogger(__name__)
 

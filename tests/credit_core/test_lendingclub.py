@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from applicant_api import fields, synthetic
-from applicant_api.lendingclub import (BLANK, LOANSTATS_COLUMNS, MALFORMED, NOTICE, RECORD_FIELDS, SUMMARY,
+from credit_core import fields, synthetic
+from credit_core.lendingclub import (BLANK, LOANSTATS_COLUMNS, MALFORMED, NOTICE, RECORD_FIELDS, SUMMARY,
                                        LoanStatsError, LoanStatsReader, RecordCleaner, Row, Skip, iter_records,
                                        read_loanstats)
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 SAMPLE = SHARED_DATA / "lendingclub_loanstats_sample.csv"
 QUIRKS = FIXTURES / "loanstats_quirks.csv"

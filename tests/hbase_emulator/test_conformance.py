@@ -194,7 +194,7 @@ def test_scan_options(servers):
 
 
 SCVF_IF_MISSING = "SingleColumnValueFilter('cf', 'b', =, 'binaryprefix:x', true, true)"
-# Each filter string the emulator supports (hbase_helper.filters), and their combinations.
+# Each filter string the emulator supports (hbase_emulator.filters), and their combinations.
 FILTERS = [
     "KeyOnlyFilter()", "KeyOnlyFilter(true)", "FirstKeyOnlyFilter()", "PrefixFilter('a')",
     "ColumnPrefixFilter('b')", "MultipleColumnPrefixFilter('a', 'c')", "ColumnRangeFilter('a', true, 'b', false)",

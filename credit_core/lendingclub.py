@@ -17,7 +17,7 @@ number, kind, reason) for every other line but the header: the notice, blank
 lines, summary lines and malformed rows (wrong field count), in file order, in
 constant memory. Line numbers are physical lines, 1-based; a row whose quoted
 field spans lines has the number of its first line. ``iter_records(path)``
-cleans the rows as :func:`applicant_api.fields.clean_record` does (plus the
+cleans the rows as :func:`credit_core.fields.clean_record` does (plus the
 synthetic ``true_pd`` column) and yields ``(line_no, record, error)`` triples.
 A file that cannot be read at all (no header, a damaged archive) raises
 :class:`LoanStatsError`.
@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
-from applicant_api import fields
-from applicant_api.fields import FIELDS, Field, FieldError, RecordError
+from credit_core import fields
+from credit_core.fields import FIELDS, Field, FieldError, RecordError
 
 logger = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ def iter_records(path: str | os.PathLike, *, on_skip: Callable[[Skip], None] | N
 
 
 def _main(argv: list[str]) -> int:
-    """Debug aid: python -m applicant_api.lendingclub FILE prints counts of good, bad and skipped lines."""
+    """Debug aid: python -m credit_core.lendingclub FILE prints counts of good, bad and skipped lines."""
     good = bad = 0
     skipped: dict[str, int] = {}
 

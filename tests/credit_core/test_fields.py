@@ -1,4 +1,4 @@
-"""The application record: each cleaning rule and each validation rule of applicant_api.fields."""
+"""The application record: each cleaning rule and each validation rule of credit_core.fields."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from applicant_api.fields import (FIELDS_BY_NAME, FieldError, RecordError, clean_record, clean_value,
+from credit_core.fields import (FIELDS_BY_NAME, FieldError, RecordError, clean_record, clean_value,
                                   fund_rate)
 
 

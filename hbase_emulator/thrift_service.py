@@ -11,8 +11,8 @@ from typing import Any
 
 import thriftpy2
 
-from hbase_helper.filters import FilterError, apply_filter, parse_filter
-from hbase_helper.thrift_store import (
+from hbase_emulator.filters import FilterError, apply_filter, parse_filter
+from hbase_emulator.thrift_store import (
     BLOOM_TYPES, COMPRESSIONS, FOREVER_TTL, MAX_ROW_LENGTH, Family, Selection, Store, StoreError, TableMeta,
     now_ms, split_column,
 )
@@ -30,7 +30,8 @@ def hbase_idl_path() -> str:
     return os.path.join(os.path.dirname(happybase.__file__), "Hbase.thrift")
 
 
-Hbase_thrift = thriftpy2.load(hbase_idl_path(), module_name="Hbase_thrift")
+# Loaded under its own module name: happybase's clients in the same process keep their own Hbase_thrift types.
+Hbase_thrift = thriftpy2.load(hbase_idl_path(), module_name="hbase_emulator_thrift")
 Hbase = Hbase_thrift.Hbase
 TCell, TRowResult, TColumn = Hbase_thrift.TCell, Hbase_thrift.TRowResult, Hbase_thrift.TColumn
 IOError_ = Hbase_thrift.IOError
