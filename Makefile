@@ -30,7 +30,7 @@ test: setup-apache
 	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 bench: setup-apache
-	$(PY) -m bench --update-readme $(if $(QUICK),--quick,)
+	BENCH_BASELINE=$(BASELINE) $(PY) -m bench --update-readme $(if $(QUICK),--quick,)
 
 clean: down
 	rm -rf .run

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from applicant_api.db import DEFAULT_MYSQL_URL
-from credit_core.fields import parse_int
+from credit_core.config import ConfigError, boolean, describe, integer, positive, setting, text
+from credit_core.config import Settings as BaseSettings
+from credit_core.tokens import APPLICANT_API_TOKEN
 
 logger = logging.getLogger(__name__)
 
-# Each default can be changed through the environment variable named beside it.
-DEFAULT_TOKEN = None                   # APPLICANT_API_TOKEN  (secret: environment only, never in the repo)
+# Each default can be changed through the environment variable named beside it. APPLICANT_API_TOKEN
+# (secret: environment only, never in the repo, no default) is credit_core.tokens'.
 DEFAULT_AUTH = "on"                    # APPLICANT_API_AUTH   ("off" disables bearer auth, explicitly)
 DEFAULT_MAX_BODY = 8 * 1024 * 1024     # APPLICANT_API_MAX_BODY        (bytes per POST body; larger -> 413)
 DEFAULT_MAX_POST_RECORDS = 5_000       # APPLICANT_API_MAX_POST_RECORDS (records per POST; more -> 413)
@@ -24,94 +26,51 @@ DEFAULT_LOCK_WAIT = 10                 # APPLICANT_API_LOCK_WAIT        (seconds
 
 DEFAULT_PAGE_LIMIT = 500
 MAX_PAGE_LIMIT = 5_000
-
-_AUTH_VALUES = {"on": True, "true": True, "1": True, "yes": True,
-                "off": False, "false": False, "0": False, "no": False}
+MIN_TOKEN_LENGTH = 8
 
 
-class ConfigError(ValueError):
-    """The configuration is unusable; the app refuses to start."""
+@dataclass(frozen=True, kw_only=True)
+class Settings(BaseSettings):
+    # The URL carries the database password.
+    mysql_url: str = setting("MYSQL_URL", DEFAULT_MYSQL_URL, parse=text(nonempty=True), secret=True)
+    token: str | None = setting(APPLICANT_API_TOKEN)
+    auth: bool = setting("APPLICANT_API_AUTH", boolean().convert(DEFAULT_AUTH), parse=boolean())
+    max_body: int = setting("APPLICANT_API_MAX_BODY", DEFAULT_MAX_BODY, parse=integer(min=1024))
+    max_post_records: int = setting("APPLICANT_API_MAX_POST_RECORDS", DEFAULT_MAX_POST_RECORDS,
+                                    parse=integer(min=1))
+    pool_size: int = setting("APPLICANT_API_POOL_SIZE", DEFAULT_POOL_SIZE, parse=integer(min=1))
+    pool_timeout: float = setting("APPLICANT_API_POOL_TIMEOUT", DEFAULT_POOL_TIMEOUT, parse=positive())
+    lock_wait: int = setting("APPLICANT_API_LOCK_WAIT", DEFAULT_LOCK_WAIT, parse=integer(min=1))
 
-
-@dataclass(frozen=True)
-class Settings:
-    mysql_url: str = DEFAULT_MYSQL_URL
-    token: str | None = DEFAULT_TOKEN
-    auth: bool = True
-    max_body: int = DEFAULT_MAX_BODY
-    max_post_records: int = DEFAULT_MAX_POST_RECORDS
-    pool_size: int = DEFAULT_POOL_SIZE
-    pool_timeout: float = DEFAULT_POOL_TIMEOUT
-    lock_wait: int = DEFAULT_LOCK_WAIT
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.mysql_url, str) or not self.mysql_url:
-            raise ConfigError("MYSQL_URL must be a non-empty string")
-        for name, minimum in (("max_body", 1024), ("max_post_records", 1), ("pool_size", 1), ("lock_wait", 1)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-                raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-        if not isinstance(self.pool_timeout, (int, float)) or self.pool_timeout <= 0:
-            raise ConfigError(f"pool_timeout must be > 0 seconds, got {self.pool_timeout!r}")
+    def validate(self) -> None:
         if self.auth and not self.token:
             raise ConfigError(
                 "APPLICANT_API_TOKEN is not set. Set it to the bearer token clients must send, "
                 "or set APPLICANT_API_AUTH=off to run without authentication (local use only)."
             )
-        if self.token is not None and (not isinstance(self.token, str) or len(self.token) < 8):
-            raise ConfigError("APPLICANT_API_TOKEN must be a string of at least 8 characters")
-
-
-def _int(name: str, raw: Any) -> int:
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        return raw
-    try:
-        return parse_int(raw if isinstance(raw, str) else str(raw))   # ASCII digits only ("1_000", "١" refused)
-    except ValueError as exc:
-        raise ConfigError(f"{name} {exc}") from None
-
-
-def _float(name: str, raw: Any) -> float:
-    try:
-        return float(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-
-
-def _auth(raw: Any) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    value = _AUTH_VALUES.get(str(raw).strip().lower())
-    if value is None:
-        raise ConfigError(f"APPLICANT_API_AUTH must be 'on' or 'off', got {raw!r}")
-    return value
+        if self.token is not None and len(self.token) < MIN_TOKEN_LENGTH:
+            raise ConfigError(f"APPLICANT_API_TOKEN must be a string of at least {MIN_TOKEN_LENGTH} characters")
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None,
                   environ: Mapping[str, str] | None = None) -> Settings:
-    """Settings from ``overrides`` (keys are the environment variable names), else the environment, else defaults."""
+    """Settings from ``overrides`` (keys are the environment variable names; other keys are ignored), else
+    the environment, else defaults. A string override is read like the variable's text."""
     if overrides is not None and not isinstance(overrides, Mapping):
         raise TypeError(f"overrides must be a mapping, got {type(overrides).__name__}")
-    env = os.environ if environ is None else environ
-    over = dict(overrides or {})
-
-    def get(name: str, default: Any) -> Any:
-        if name in over:
-            return over[name]
-        raw = env.get(name)
-        return default if raw is None or raw == "" else raw
-
-    settings = Settings(
-        mysql_url=get("MYSQL_URL", DEFAULT_MYSQL_URL),
-        token=get("APPLICANT_API_TOKEN", DEFAULT_TOKEN),
-        auth=_auth(get("APPLICANT_API_AUTH", DEFAULT_AUTH)),
-        max_body=_int("APPLICANT_API_MAX_BODY", get("APPLICANT_API_MAX_BODY", DEFAULT_MAX_BODY)),
-        max_post_records=_int("APPLICANT_API_MAX_POST_RECORDS",
-                              get("APPLICANT_API_MAX_POST_RECORDS", DEFAULT_MAX_POST_RECORDS)),
-        pool_size=_int("APPLICANT_API_POOL_SIZE", get("APPLICANT_API_POOL_SIZE", DEFAULT_POOL_SIZE)),
-        pool_timeout=_float("APPLICANT_API_POOL_TIMEOUT", get("APPLICANT_API_POOL_TIMEOUT", DEFAULT_POOL_TIMEOUT)),
-        lock_wait=_int("APPLICANT_API_LOCK_WAIT", get("APPLICANT_API_LOCK_WAIT", DEFAULT_LOCK_WAIT)),
-    )
+    env = dict(os.environ if environ is None else environ)
+    paths = {d.env: d.path for d in describe(Settings)}
+    values: dict[str, Any] = {}
+    for name, value in (overrides or {}).items():
+        if name not in paths:
+            continue
+        if isinstance(value, str):
+            env[name] = value
+        elif value is not None:
+            values[paths[name]] = value
+        else:
+            env.pop(name, None)  # None: the variable unset
+    settings = Settings.from_env(env, **values)
     if not settings.auth:
         logger.warning("APPLICANT_API_AUTH=off: the applicant API accepts requests without a token")
     return settings

@@ -29,7 +29,8 @@ from bench.applicant_api import TOKEN, load_rows, start_gunicorn
 from bench.common import figure, write_result
 from deploy.services import Broker, MariaDB, free_port
 from producer.api_client import ApiClient
-from producer.producer import build_message, publish, run_producer
+from credit_core.messages.envelope import build_message
+from producer.producer import publish, run_producer
 from producer.settings import load_settings
 
 logger = logging.getLogger(__name__)

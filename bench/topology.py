@@ -16,6 +16,10 @@ topics, consumer groups and HBase tables:
 - the literal port (TOPOLOGY_MODE=literal, 2 workers): a faust agent per
   stage handling one message at a time, one HTTP call and one HBase put per
   applicant, as the Storm bolts did;
+- with ``--baseline REV`` (``make bench BASELINE=REV``): the same pipeline
+  run by REV's workers (a git worktree of that commit, its own app module),
+  alternating with this tree's runs on the same stack and input: the figure
+  to show that a change made nothing slower;
 - raw broker pass-through on the same broker (TOPOLOGY_MODE=passthrough, 2
   workers): consume applicants.raw and produce the same records with no work,
   with the aiokafka consumer the pipeline uses (at least 100,000 records)
@@ -41,10 +45,11 @@ cores); it reads the output records once they stop arriving.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-import random
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -59,18 +64,18 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.common import figure, write_result
 from bench.stacks import STACK_OPTION, Servers, cpu_seconds, rss_mb, stacks_for, tagged
-from deploy.services import free_port, risk_api
-from hbase_helper.settings import HBaseSettings
+from credit_core.messages.envelope import build_message
+from credit_core.synthetic import applicants
+from deploy.services import WORKER_APP, FaustWorker, free_port, risk_api
 from hbase_helper.writer import DecisionWriter
-from topology.process import WorkerProcess
-from topology.records import partition_for
+from credit_core.messages.keys import partition_for
 from topology.settings import Settings
-from topology.testdata import envelope, raw_applicant
 from topology.topics import ensure_topics, topic_names
 
 PARTITIONS = 4
 WORKERS = 2
 TOKEN = "bench-" + uuid.uuid4().hex
+FETCHED_AT = "2024-01-01T00:00:00Z"   # the producer's fetch time in the preloaded envelopes
 
 
 class Stack:
@@ -121,7 +126,7 @@ class Stack:
         out = {role: cpu_seconds(pid) for role, pid in self.servers.pids().items()}
         out["risk_api"] = cpu_seconds(self.risk.pid())
         for i, w in enumerate(workers):
-            out[f"worker{i}"] = cpu_seconds(w.pid)
+            out[f"worker{i}"] = cpu_seconds(w.pid())
         return out
 
 
@@ -132,13 +137,12 @@ def payloads(first_id: int, count: int, dirty_every: int = 100):
     filter memoises cleaned values per field, and repeated amounts, incomes
     and ratios would flatter it.
     """
-    rng = random.Random(7)
-    for app_id in range(first_id, first_id + count):
-        rec = raw_applicant(app_id, rng)
+    for rec in applicants(count, seed=7, first_id=first_id):
+        app_id = int(rec["id"])
         if dirty_every and app_id % dirty_every == 0:
             rec["dti"] = "12.x5"
-        key = str(app_id).encode()
-        yield partition_for(key, PARTITIONS), key, envelope(rec, app_id, source="bench")
+        key, value = build_message({**rec, "seq": app_id, "source": "bench", "created_at": None}, FETCHED_AT)
+        yield partition_for(key, PARTITIONS), key, value
 
 
 async def produce(bootstrap: str, topic: str, msgs, rate: float | None = None) -> None:
@@ -225,11 +229,11 @@ async def watch(bootstrap: str, topics: list[str], expected: int, timeout: float
         seen, still = None, 0.0
         while True:
             if time.monotonic() > deadline:
-                tails = "".join(f"\n-- worker {w.pid}:\n{w.log_tail(20)}" for w in workers)
+                tails = "".join(f"\n-- {w.name}:\n{w.tail_log(20)}" for w in workers)
                 raise TimeoutError(f"only {len(keys)} of {expected} arrived in {timeout:.0f}s{tails}")
             for w in workers:
-                if not w.alive():
-                    raise RuntimeError(f"worker {w.pid} died:\n{w.log_tail()}")
+                if not w.is_running():
+                    raise RuntimeError(f"{w.name} died:\n{w.tail_log()}")
             await asyncio.sleep(0.25)
             ends = await c.end_offsets(tps)
             total = sum(ends.values())
@@ -269,9 +273,45 @@ def drop_tables(stack: Stack, prefix: str) -> None:
         conn.close()
 
 
-def start_workers(stack: Stack, env: dict, tag: str, n: int = WORKERS) -> list[WorkerProcess]:
-    return [WorkerProcess(env, log_file=stack.run_dir / f"worker-{tag}-{i}.log", cwd=stack.run_dir).start()
-            for i in range(n)]
+@dataclass(frozen=True)
+class Baseline:
+    """Another commit's source tree, whose workers run the same pipeline for a side-by-side figure."""
+
+    rev: str
+    tree: Path
+
+    @property
+    def app(self) -> str:
+        """The faust app module of that commit (it moved from topology.app to topology.worker.app)."""
+        return WORKER_APP if (self.tree / "topology" / "worker" / "app.py").exists() else "topology.app"
+
+    def env(self, env: dict) -> dict:
+        return {**env, "PYTHONPATH": str(self.tree)}
+
+
+@contextlib.contextmanager
+def baseline_tree(rev: str | None, parent: Path):
+    """A detached git worktree of ``rev`` under ``parent`` (None: no baseline), removed afterwards."""
+    if not rev:
+        yield None
+        return
+    root = Path(__file__).resolve().parent.parent
+    tree = parent / "baseline"
+    subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(tree), rev], check=True,
+                   capture_output=True)
+    commit = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    try:
+        yield Baseline(commit, tree)
+    finally:
+        subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], capture_output=True)
+
+
+def start_workers(stack: Stack, env: dict, tag: str, n: int = WORKERS, app: str = WORKER_APP) -> list[FaustWorker]:
+    workers = [FaustWorker(name=f"worker-{tag}-{i}", run_dir=stack.run_dir, env=env, app=app) for i in range(n)]
+    for w in workers:
+        w.start()
+    return workers
 
 
 def stop_workers(workers) -> None:
@@ -279,8 +319,10 @@ def stop_workers(workers) -> None:
         w.stop(timeout=15)
 
 
-def run_throughput(stack: Stack, mode: str, n: int, timeout: float, **extra_env) -> dict:
-    """One run: preload n, start the workers, time first -> last output; CPU per applicant; RSS at the end."""
+def run_throughput(stack: Stack, mode: str, n: int, timeout: float, *, baseline: Baseline | None = None,
+                   **extra_env) -> dict:
+    """One run: preload n, start the workers (``baseline``'s when given), time first -> last output; CPU per
+    applicant; RSS at the end."""
     tag = uuid.uuid4().hex[:8]
     env = stack.env(tag, TOPOLOGY_MODE=mode, **extra_env)
     settings = Settings.from_env(env)
@@ -289,25 +331,27 @@ def run_throughput(stack: Stack, mode: str, n: int, timeout: float, **extra_env)
     asyncio.run(produce(bootstrap, settings.topic_raw, payloads(1, n)))
     outputs = [settings.topic_passthrough] if mode == "passthrough" else [settings.topic_decisions,
                                                                          settings.topic_dlq]
-    workers = start_workers(stack, env, tag)
+    if baseline is None:
+        workers = start_workers(stack, env, tag)
+    else:
+        workers = start_workers(stack, baseline.env(env), tag, app=baseline.app)
     try:
         cpu0 = stack.cpu(workers)
         first, last, keys = asyncio.run(watch(bootstrap, outputs, n, timeout, workers=workers))
         cpu1 = stack.cpu(workers)
-        rss = [rss_mb(w.pid) for w in workers]
-        if not all(w.alive() for w in workers):
-            raise RuntimeError(f"a worker died:\n{workers[0].log_tail()}")
+        rss = [rss_mb(w.pid()) for w in workers]
+        if not all(w.is_running() for w in workers):
+            raise RuntimeError(f"a worker died:\n{workers[0].tail_log()}")
     finally:
         stop_workers(workers)
     rows = None
     if mode != "passthrough":
-        writer = DecisionWriter(HBaseSettings.from_env(host=stack.hbase.host, port=stack.hbase.port,
-                                                       table_prefix=env["HBASE_TABLE_PREFIX"]))
+        writer = DecisionWriter(settings.hbase)
         rows = writer.count_rows()
         drop_tables(stack, env["HBASE_TABLE_PREFIX"])
     asyncio.run(delete_topics(bootstrap, topic_names(settings)))
     seconds = last - first
-    return {"mode": mode, "n": n, "per_second": (n - 1) / seconds if seconds > 0 else float("nan"),
+    return {"mode": mode if baseline is None else f"{mode}@{baseline.rev}", "n": n, "per_second": (n - 1) / seconds if seconds > 0 else float("nan"),
             "seconds": seconds, "hbase_rows": rows, "rss_mb": rss,
             "cpu_us_per_applicant": {k: round((cpu1[k] - cpu0[k]) / n * 1e6, 1) for k in cpu0},
             **({"env": extra_env} if extra_env else {})}
@@ -375,10 +419,11 @@ class Plan:
     rates: tuple[int, ...]
     latency_seconds: float
     growth: tuple[int, ...]
+    baseline: Baseline | None = None
 
     @classmethod
-    def make(cls, quick: bool, repeats: int | None, n: int | None) -> Plan:
-        return cls(quick=quick, repeats=repeats or (1 if quick else 3), n_pipe=n or (30_000 if quick else 200_000),
+    def make(cls, quick: bool, repeats: int | None, n: int | None, baseline: Baseline | None = None) -> Plan:
+        return cls(baseline=baseline, quick=quick, repeats=repeats or (1 if quick else 3), n_pipe=n or (30_000 if quick else 200_000),
                    n_literal=2_000 if quick else 10_000, rates=QUICK_RATES if quick else RATES,
                    latency_seconds=4 if quick else 10, growth=tuple(sorted(set(QUICK_GROWTH if quick else GROWTH))))
 
@@ -404,13 +449,20 @@ def half_rate(pipeline: list[float]) -> int:
 
 def measure(stack: Stack, plan: Plan) -> dict:
     """Every run of one stack: pipeline, its references, growth, the latency sweep and half the max rate."""
-    pipeline_runs, passthrough, faust_passthrough, literal = [], [], [], []
+    pipeline_runs, passthrough, faust_passthrough, literal, baseline_runs = [], [], [], [], []
     # The JVMs compile their hot paths during the first seconds under load, which cost several hundred us of
     # Kafka and HBase CPU per applicant in a 30,000 run: one run first, not counted, on every stack alike.
     print("  warm-up (not counted):", flush=True)
     show_run(run_throughput(stack, "pipeline", WARM_UP, 600))
-    for _ in range(plan.repeats):
-        pipeline_runs.append(show_run(run_throughput(stack, "pipeline", plan.n_pipe, 600)))
+    for i in range(plan.repeats):
+        # With a baseline, the two sides alternate which goes first, so neither always follows the other.
+        order = ("new", "baseline") if i % 2 == 0 else ("baseline", "new")
+        for side in order if plan.baseline is not None else ("new",):
+            if side == "new":
+                pipeline_runs.append(show_run(run_throughput(stack, "pipeline", plan.n_pipe, 600)))
+            else:
+                baseline_runs.append(show_run(run_throughput(stack, "pipeline", plan.n_pipe, 600,
+                                                             baseline=plan.baseline)))
         # A raw pass-through of 30,000 lasts ~0.15 s: the second worker's join alone can double it,
         # so it gets at least 100,000 records.
         passthrough.append(show_run(run_throughput(stack, "passthrough", max(plan.n_pipe, 100_000), 600)))
@@ -425,12 +477,21 @@ def measure(stack: Stack, plan: Plan) -> dict:
     latency = [show_latency(run_latency(stack, rate, plan.latency_seconds)) for rate in plan.rates]
     pipeline = [r["per_second"] for r in pipeline_runs]
     half = show_latency(run_latency(stack, half_rate(pipeline), plan.latency_seconds))
-    return {"pipeline_runs": pipeline_runs, "passthrough": passthrough, "faust_passthrough": faust_passthrough,
+    return {"pipeline_runs": pipeline_runs, "baseline_runs": baseline_runs, "passthrough": passthrough, "faust_passthrough": faust_passthrough,
             "literal": literal, "sizes": sizes, "latency": latency, "half": half}
 
 
 def per_second(runs: list[dict]) -> list[float]:
     return [r["per_second"] for r in runs]
+
+
+def worker_cpu(runs: list[dict]) -> list[float]:
+    """Each run's worker CPU microseconds per applicant (the mean of its workers)."""
+    out = []
+    for run in runs:
+        workers = [v for k, v in run["cpu_us_per_applicant"].items() if k.startswith("worker")]
+        out.append(sum(workers) / len(workers))
+    return out
 
 
 def cpu_figures(stack: Stack, pipeline_runs: list[dict]) -> list[dict]:
@@ -460,6 +521,14 @@ def stack_figures(stack: Stack, m: dict) -> list[dict]:
         figure(tagged("pipeline applicants/s vs its raw pass-through (aiokafka)", name), pipeline, "applicants/s",
                reference="raw pass-through, aiokafka consumer", reference_values=per_second(m["passthrough"])),
     ]
+    if m["baseline_runs"]:
+        rev = m["baseline_runs"][0]["mode"].split("@", 1)[1]
+        figures.append(figure(tagged(f"pipeline applicants/s vs the same pipeline at commit {rev}", name), pipeline,
+                              "applicants/s", reference=f"commit {rev}, same stack and input",
+                              reference_values=per_second(m["baseline_runs"])))
+        figures.append(figure(tagged(f"worker CPU us per applicant vs commit {rev}", name),
+                              worker_cpu(m["pipeline_runs"]), "us", higher_is_better=False,
+                              reference=f"commit {rev}", reference_values=worker_cpu(m["baseline_runs"])))
     if m["faust_passthrough"]:
         figures.append(figure(tagged("pipeline applicants/s vs pass-through (faust agent)", name), pipeline,
                               "applicants/s", reference="raw pass-through, faust agent",
@@ -520,6 +589,8 @@ def run_part(stack: Stack, part: str, plan: Plan) -> None:
     if part == "pipeline":
         for _ in range(plan.repeats):
             show_run(run_throughput(stack, "pipeline", plan.n_pipe, 600))
+            if plan.baseline is not None:
+                show_run(run_throughput(stack, "pipeline", plan.n_pipe, 600, baseline=plan.baseline))
     elif part == "growth":
         for n in plan.growth:
             show_run(run_throughput(stack, "pipeline", n, 3600))
@@ -534,12 +605,17 @@ def run_part(stack: Stack, part: str, plan: Plan) -> None:
 @click.option("-n", "n", type=int, default=None, help="Applicants per pipeline run.")
 @click.option("--only", type=click.Choice(["pipeline", "latency", "growth"]), default=None,
               help="Run only this part (no result file is written).")
+@click.option("--baseline", envvar="BENCH_BASELINE", default=None,
+              help="Also run this commit's workers (a git revision) on each pipeline repeat, side by side "
+                   "[env BENCH_BASELINE].")
 @STACK_OPTION
-def main(quick: bool, repeats: int | None, n: int | None, only: str | None, stack: str) -> None:
+def main(quick: bool, repeats: int | None, n: int | None, only: str | None, baseline: str | None,
+         stack: str) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # stop the stack on kill, too
-    plan = Plan.make(quick, repeats, n)
     figures, runs, latency, notes = [], {}, {}, []
-    with tempfile.TemporaryDirectory(prefix="bench-topology-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-topology-") as tmp, \
+            baseline_tree(baseline, Path(tmp)) as base:
+        plan = Plan.make(quick, repeats, n, base)
         for name in stacks_for(stack):
             print(f"== stack {name}", flush=True)
             with Stack(name, Path(tmp)) as s:
@@ -550,7 +626,7 @@ def main(quick: bool, repeats: int | None, n: int | None, only: str | None, stac
                 these = stack_figures(s, m)    # while the servers run: their RSS after the benchmark
                 notes.append(summary(s, these, m))
             figures += these
-            runs[name] = [*m["pipeline_runs"], *m["passthrough"], *m["faust_passthrough"], *m["literal"],
+            runs[name] = [*m["pipeline_runs"], *m["baseline_runs"], *m["passthrough"], *m["faust_passthrough"], *m["literal"],
                           *(r for k, r in sorted(m["sizes"].items()) if k != plan.n_pipe)]
             latency[name] = [*m["latency"], m["half"]]
     if only:

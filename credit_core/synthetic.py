@@ -64,11 +64,11 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from credit_core.fields import MAX_INT
+from credit_core.fields import FIELD_NAMES, MAX_INT
 from credit_core.lendingclub import LOANSTATS_COLUMNS, TRUE_PD_COLUMN
 
 logger = logging.getLogger(__name__)
@@ -395,6 +395,37 @@ def _open_out(path: Path, gzip_level: int) -> io.TextIOBase:
         text._raw_file = raw  # closed after the gzip stream
         return text
     return io.TextIOWrapper(raw, encoding="utf-8", newline="")
+
+
+# The application-time fields of credit_core.fields (no outcome: loan_status is what the loan came to).
+APPLICANT_COLUMNS: tuple[str, ...] = tuple(name for name in FIELD_NAMES if name != "loan_status")
+
+
+def applicants(count: int, *, seed: int, first_id: int = 1) -> Iterator[dict[str, str]]:
+    """``count`` synthetic applicants as LoanStats strings (``" 12.39%"``, ``" 36 months"``, ``"10+ years"``,
+    ``"Dec-2014"``, ``""`` for a blank), keyed by APPLICANT_COLUMNS; deterministic for ``seed``.
+
+    The values come from the chunk generator of :func:`generate` (same marginals, same ground truth), but the
+    ids are ``first_id``, ``first_id + 1``, ... (member id = id + MEMBER_ID_OFFSET) so a caller knows them;
+    no row is dirty. fields.clean_record of each gives the cleaned record.
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError(f"count must be an int >= 0, got {count!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    if isinstance(first_id, bool) or not isinstance(first_id, int) or first_id < 1:
+        raise ValueError(f"first_id must be an int >= 1, got {first_id!r}")
+    if first_id + count + MEMBER_ID_OFFSET > MAX_INT:
+        raise ValueError(f"first_id + count + {MEMBER_ID_OFFSET} must be <= {MAX_INT}, got first_id={first_id}")
+    for index, start in enumerate(range(0, count, CHUNK_ROWS)):
+        n = min(CHUNK_ROWS, count - start)
+        cols, _ = _chunk(np.random.default_rng([seed, index]), start, n, count, first_id)
+        columns = [cols[name] for name in APPLICANT_COLUMNS]
+        for offset, values in enumerate(zip(*columns)):
+            row = dict(zip(APPLICANT_COLUMNS, values))
+            app_id = first_id + start + offset
+            row["id"], row["member_id"] = str(app_id), str(app_id + MEMBER_ID_OFFSET)
+            yield row
 
 
 def generate(path: str | os.PathLike, rows: int, seed: int, dirty: float = 0.0, *,

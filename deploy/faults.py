@@ -4,7 +4,7 @@
 and pipeline and, as the decisions come in, kills a worker with SIGKILL three
 times, kills the HBase server and brings it back, stops the risk API for a
 while, kills the producer, and publishes the hostile messages of
-``topology.testdata.poison_messages`` onto applicants.raw.  It ends with one
+``deploy.poison.poison_messages`` onto applicants.raw.  It ends with one
 JSON line: what happened when, and whether every applicant and every poison
 message is accounted for exactly once (HBase rows or dead letters).
 
@@ -114,7 +114,7 @@ def wait_reconciled(stack: Stack, *, timeout: float) -> dict:
 
 
 def poison(seed: int = 7) -> list[tuple[str, bytes | None, bytes | None]]:
-    from topology.testdata import poison_messages
+    from deploy.poison import poison_messages
 
     return poison_messages(random.Random(seed))
 

@@ -12,9 +12,8 @@ import click
 
 from deploy.apache_servers import HBaseMaster, HBaseThrift, KafkaServer
 from deploy.reconcile import reconcile_cmd
-from deploy.services import (Broker, GunicornApp, HBaseServer, MariaDB, PythonProcess, Service,
+from deploy.services import (Broker, FaustWorker, GunicornApp, HBaseServer, MariaDB, PythonProcess, Service,
                              ServiceError, StopOutcome, recorded_services, risk_api, run_secret)
-from topology.settings import worker_environ
 
 logger = logging.getLogger(__name__)
 
@@ -145,11 +144,8 @@ def build_stack(run_dir: Path | None = None, *, workers: int | None = None,
                           admin_token=os.environ.get("RISK_ADMIN_TOKEN")),
         producer=PythonProcess(name="producer", args=["-m", "producer"], run_dir=run_dir, env=env),
         workers=[
-            PythonProcess(name=f"worker-{i}", run_dir=run_dir,
-                          env=worker_environ({**env, "FAUST_WORKER_INDEX": str(i)}),
-                          args=["-m", "faust", "-A", "topology.app", "worker", "-l", "info",
-                                "--web-port", str(port(f"WORKER_{i}_WEB_PORT", 6066 + i)),
-                                "--web-host", "127.0.0.1"])
+            FaustWorker(name=f"worker-{i}", run_dir=run_dir, env={**env, "FAUST_WORKER_INDEX": str(i)},
+                        web_port=port(f"WORKER_{i}_WEB_PORT", 6066 + i))
             for i in range(1, n_workers + 1)
         ],
     )

@@ -148,11 +148,11 @@ class Sources:
     def from_env(cls, env: Mapping[str, str]) -> "Sources":
         from applicant_api.db import DEFAULT_MYSQL_URL
         from hbase_helper.settings import HBaseSettings
-        from producer.settings import DEFAULT_KAFKA_BROKER, bootstrap_servers
+        from credit_core.broker import KafkaSettings
 
         return cls(mysql_url=env.get("MYSQL_URL") or DEFAULT_MYSQL_URL,
                    hbase=HBaseSettings.from_env(env),
-                   bootstrap=bootstrap_servers(env.get("KAFKA_BROKER") or DEFAULT_KAFKA_BROKER),
+                   bootstrap=KafkaSettings.from_env(env).bootstrap,
                    dlq_topic=env.get("TOPIC_DLQ") or DEFAULT_DLQ_TOPIC,
                    checkpoint=env.get("PRODUCER_CHECKPOINT") or None)
 
@@ -268,7 +268,7 @@ def reconcile_cmd(as_json: bool, republish: bool, sample: int, page_size: int | 
     """Compare the applicant store with HBase and the DLQ; name every missing applicant and every id in both.
 
     Exits 1 when an applicant is missing or in both, 2 when a server could not be read. Settings come from the environment (MYSQL_URL,
-    HBASE_HOST, HBASE_PORT, HBASE_TABLE_PREFIX, KAFKA_BROKER, TOPIC_DLQ, RAW_TOPIC, PRODUCER_CHECKPOINT),
+    HBASE_HOST, HBASE_PORT, HBASE_TABLE_PREFIX, KAFKA_BROKER, TOPIC_DLQ, TOPIC_RAW, PRODUCER_CHECKPOINT),
     else the local stack's. Run it while nothing is in flight: an applicant between the broker and HBase
     counts as missing. The embedded broker loses every message on a crash; this finds them.
     """

@@ -3,7 +3,7 @@
 Idempotent: each message is keyed by the application id, like the producer's, and the
 save stage keys the HBase row by that id, so a republished applicant lands on its own
 row whether or not the original arrives too. The envelope is the producer's
-(``producer.producer.build_message``) with provenance ``source`` = ``reconcile`` and a
+(``credit_core.messages.envelope.build_message``) with provenance ``source`` = ``reconcile`` and a
 ``replay`` marker (the original source, when and why); the producer's ``seq`` is kept,
 so the replay orders with the original applicant.
 """
@@ -18,7 +18,8 @@ from typing import Iterable, Iterator, Mapping, Sequence
 
 import orjson
 
-from producer.producer import build_message, publish
+from credit_core.messages.envelope import build_message
+from producer.producer import publish
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
 
 
 def republish_ids(ids: Sequence[int], *, mysql_url: str, env: Mapping[str, str], chunk: int = DEFAULT_CHUNK) -> int:
-    """Publish the stored applicants ``ids`` to the producer's raw topic (RAW_TOPIC); return how many were sent.
+    """Publish the stored applicants ``ids`` to the producer's raw topic (TOPIC_RAW); return how many were sent.
 
     Waits for the broker's acknowledgement of every message (acks=all) before returning;
     an id no longer in the store is logged and skipped.

@@ -886,3 +886,42 @@ class PythonProcess(Service):
             raise ServiceError(f"{self.name} exited with code {proc.returncode}; last log lines:\n{self.tail_log()}")
         if not self.is_running():
             raise ServiceError(f"{self.name} is not running; last log lines:\n{self.tail_log()}")
+
+
+WORKER_APP = "topology.worker.app"
+
+
+class FaustWorker(PythonProcess):
+    """One `faust -A topology.worker.app worker` process: FAUST_LOOP defaults as topology.settings.worker_environ says;
+    ``web_port`` None runs it without its web server (tests, benchmarks); ``app`` is another app module (the
+    benchmark runs an older commit's workers from its own source tree, named by PYTHONPATH in ``env``)."""
+
+    def __init__(self, *, name: str, run_dir, env: dict[str, str] | None = None, loglevel: str = "info",
+                 web_port: int | None = None, web_host: str = DEFAULT_HOST, app: str = WORKER_APP):
+        from topology.settings import worker_environ
+
+        web = ["--without-web"] if web_port is None else ["--web-port", str(web_port), "--web-host", web_host]
+        super().__init__(name=name, run_dir=run_dir, env=worker_environ(env or {}),
+                         args=["-m", "faust", "-A", app, "worker", "-l", loglevel, *web])
+
+    def exit_code(self) -> int | None:
+        """The exit status once the process this object started has exited; None while it runs (or when
+        another process started it)."""
+        proc = getattr(self, "_proc", None)
+        return None if proc is None else proc.poll()
+
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` to the running process (SIGTERM without waiting: ``stop`` waits)."""
+        pid = self.pid()
+        if pid is not None:
+            self._signal(pid, sig)
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "condition") -> None:
+    """Poll ``predicate`` every ``interval`` seconds until it is true; TimeoutError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not reached within {timeout:.0f}s")

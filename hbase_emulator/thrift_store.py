@@ -13,6 +13,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from credit_core.clock import now_ms
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_CACHE_KB = 65_536           # HBASE_SERVER_CACHE_KB (SQLite page cache per server)
@@ -88,10 +90,6 @@ class StoreError(Exception):
     def __init__(self, message: str, kind: str = "io"):
         super().__init__(message)
         self.kind = kind
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass

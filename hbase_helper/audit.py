@@ -183,9 +183,7 @@ class IdParam(click.ParamType):
 
 
 def _connection_errors() -> tuple[type[BaseException], ...]:
-    import happybase  # noqa: F401  (loads Hbase_thrift)
-    from Hbase_thrift import IllegalArgument, IOError as HBaseIOError
-    from thriftpy2.thrift import TException
+    from hbase_helper.thrift_types import HBaseIOError, IllegalArgument, TException
 
     return (TException, HBaseIOError, IllegalArgument, OSError, socket.timeout)
 

@@ -96,11 +96,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
 import orjson
+
+from credit_core.clock import MAX_TIME_MS
+# The decision contract (validate_decision, DECISIONS, the id range) lives with the message it checks.
+from credit_core.messages.decision import DECISIONS, DecisionError, check_id  # noqa: F401  (DECISIONS: audit)
 
 logger = logging.getLogger(__name__)
 
@@ -114,13 +117,7 @@ FAMILIES: dict[str, dict[str, dict[str, Any]]] = {
     INDEX_TABLE: {"i": {"max_versions": 1}},
 }
 
-DECISIONS = ("approve", "decline")
-DECIDED_BY = ("policy", "model")
-MAX_TIME_MS = 10**13 - 1        # 13 digits: good until the year 2286
-MAX_ID = 10**20 - 1             # 20 digits: any unsigned 64-bit id
 MAX_SEQ = 2**63 - 1             # a Kafka/Java long; 20 digits in the order key
-MAX_OFFSET = 2**63 - 1
-MAX_PARTITION = 2**31 - 1
 
 DECISION_FIELDS = ("decision", "decided_by", "probability_of_default", "risk_band", "reasons",
                     "model_version", "policy_version", "threshold")
@@ -132,29 +129,10 @@ LEGACY_COLUMNS = (b"a:applicant", b"d:decision", b"d:result", b"m:meta")   # lay
 STORE_FIELDS = ("saved_at", "row_key", "index_key", "time_ms", "time_source", "history_key", "history")
 
 
-class DecisionError(ValueError):
-    """A decision dict breaks the writer's contract; ``field`` names what is wrong."""
-
-    def __init__(self, field: str, reason: str, app_id: Any = None):
-        where = f" (application {app_id})" if app_id is not None else ""
-        super().__init__(f"{field}: {reason}{where}")
-        self.field = field
-        self.reason = reason
-        self.app_id = app_id
-
-
 # -- keys ---------------------------------------------------------------------
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def check_id(app_id: Any) -> int:
-    if not _is_int(app_id):
-        raise TypeError(f"application id must be an int, got {type(app_id).__name__} {app_id!r}")
-    if not 1 <= app_id <= MAX_ID:
-        raise ValueError(f"application id must be in 1..{MAX_ID}, got {app_id}")
-    return app_id
 
 
 def check_time_ms(value: Any, name: str = "time") -> int:
@@ -292,95 +270,6 @@ def decode_value(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return raw.decode("utf-8", errors="replace")
-
-
-def _finite_or_none(decision: Mapping[str, Any], name: str, app_id: int, lo=None, hi=None) -> None:
-    value = decision.get(name)
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise DecisionError(name, f"must be a finite number or null, got {value!r}", app_id)
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise DecisionError(name, f"must be in {lo}..{hi}, got {value!r}", app_id)
-
-
-def _str_or_none(decision: Mapping[str, Any], name: str, app_id: int) -> None:
-    value = decision.get(name)
-    if value is not None and not isinstance(value, str):
-        raise DecisionError(name, f"must be a string or null, got {value!r}", app_id)
-
-
-def _int_field(mapping: Mapping[str, Any], name: str, app_id: int, hi: int, *, prefix: str = "") -> None:
-    value = mapping.get(name)
-    if not _is_int(value) or not 0 <= value <= hi:
-        raise DecisionError(prefix + name, f"must be an int in 0..{hi}, got {value!r}", app_id)
-
-
-_STR = frozenset((str,))
-
-
-def _is_mapping(value: Any) -> bool:
-    return type(value) is dict or isinstance(value, Mapping)
-
-
-def validate_decision(decision: Any) -> int:
-    """Check a decision dict against the writer's contract; return its id or raise DecisionError.
-
-    A missing, negative or absurd ``provenance.timestamp_ms`` is not an error:
-    the record is then timed by ``ingested_at`` (see ``encode_rows``).
-    """
-    if not _is_mapping(decision):
-        raise DecisionError("decision", f"must be a dict, got {type(decision).__name__}")
-    app_id = decision.get("id")
-    try:
-        check_id(app_id)
-    except (TypeError, ValueError) as exc:
-        raise DecisionError("id", str(exc)) from None
-    applicant = decision.get("applicant")
-    if not _is_mapping(applicant):
-        raise DecisionError("applicant", "must be a dict of cleaned fields", app_id)
-    if "" in applicant or not set(map(type, applicant)) <= _STR:   # the usual case in C: plain str keys
-        for key in applicant:
-            if not isinstance(key, str) or not key:
-                raise DecisionError("applicant", f"field names must be non-empty strings, got {key!r}", app_id)
-    if applicant.get("id", app_id) != app_id:
-        raise DecisionError("applicant.id", f"{applicant.get('id')!r} differs from the decision's id", app_id)
-    if decision.get("decision") not in DECISIONS:
-        raise DecisionError("decision", f"must be one of {', '.join(DECISIONS)}, got {decision.get('decision')!r}",
-                            app_id)
-    if decision.get("decided_by") not in DECIDED_BY:
-        raise DecisionError("decided_by",
-                            f"must be one of {', '.join(DECIDED_BY)}, got {decision.get('decided_by')!r}", app_id)
-    pd = decision.get("probability_of_default")
-    if not (pd is None or (type(pd) is float and 0.0 <= pd <= 1.0)):   # NaN and inf take the full check
-        _finite_or_none(decision, "probability_of_default", app_id, 0, 1)
-    threshold = decision.get("threshold")
-    if not (threshold is None or (type(threshold) is float and -math.inf < threshold < math.inf)):
-        _finite_or_none(decision, "threshold", app_id)
-    for name in ("risk_band", "model_version", "policy_version"):
-        value = decision.get(name)
-        if value is not None and type(value) is not str:
-            _str_or_none(decision, name, app_id)
-    reasons = decision.get("reasons", [])
-    if not isinstance(reasons, list) or not all(_is_mapping(r) and isinstance(r.get("code"), str)
-                                                for r in reasons):
-        raise DecisionError("reasons", "must be a list of objects with a string 'code'", app_id)
-    prov = decision.get("provenance")
-    if not _is_mapping(prov):
-        raise DecisionError("provenance", "must be a dict (topic, partition, offset, timestamp_ms, ...)", app_id)
-    topic = prov.get("topic")
-    if not isinstance(topic, str) or not topic or len(topic) > 255:
-        raise DecisionError("provenance.topic", f"must be a topic name, got {topic!r}", app_id)
-    _int_field(prov, "partition", app_id, MAX_PARTITION, prefix="provenance.")
-    _int_field(prov, "offset", app_id, MAX_OFFSET, prefix="provenance.")
-    for key, value in prov.items():  # the producer's own fields (source, seq, fetched_at...) are kept as given
-        if not isinstance(key, str) or not (value is None or isinstance(value, (str, int, float))):
-            raise DecisionError(f"provenance.{key}", f"must be a JSON scalar, got {value!r}", app_id)
-    for name in ("ingested_at", "decided_at"):
-        value = decision.get(name)
-        if not _is_int(value) or not 0 <= value <= MAX_TIME_MS:
-            raise DecisionError(name, f"must be epoch milliseconds (int), got {value!r}", app_id)
-    return app_id
 
 
 # -- rows ---------------------------------------------------------------------
@@ -549,8 +438,7 @@ def ensure_tables(connection, tables: Iterable[str] = (MAIN_TABLE, INDEX_TABLE))
     created in between (AlreadyExists, or an IOError saying it exists) is fine.
     An existing table that lacks one of the layout's families is an error.
     """
-    import happybase  # noqa: F401  (loads the Hbase_thrift module)
-    from Hbase_thrift import AlreadyExists, IOError as HBaseIOError
+    from hbase_helper.thrift_types import AlreadyExists, HBaseIOError
 
     existing = {_as_text(n) for n in connection.tables()}
     created = []

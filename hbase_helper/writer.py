@@ -10,6 +10,8 @@ from typing import Any, Iterable, Mapping
 
 import happybase
 
+from credit_core.clock import now_ms
+from credit_core.messages.decision import validate_decision
 from hbase_helper import layout
 from hbase_helper.pool import get_pool
 from hbase_helper.settings import HBaseSettings
@@ -22,10 +24,6 @@ DEFAULT_BATCH_CELLS = 50_000
 COUNT_FILTER = "FirstKeyOnlyFilter() AND KeyOnlyFilter()"
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def encode_decisions(decisions: Iterable[Mapping[str, Any]], saved_at: int
                      ) -> tuple[list[tuple[bytes, dict]], list[tuple[bytes, dict]]]:
     """Validate every decision, then encode (main rows, index rows), one entry per row key.
@@ -35,7 +33,7 @@ def encode_decisions(decisions: Iterable[Mapping[str, Any]], saved_at: int
     last decision (as two calls would). Raises DecisionError (a ValueError)
     before anything is written when one decision breaks the contract.
     """
-    checked = [(layout.validate_decision(d), d) for d in decisions]
+    checked = [(validate_decision(d), d) for d in decisions]
     main: dict[bytes, dict[bytes, bytes]] = {}
     index: dict[bytes, dict[bytes, bytes]] = {}
     for _, d in checked:
@@ -58,7 +56,7 @@ def write_rows(connection: happybase.Connection, main_rows, index_rows, *,
     a call per ``batch_cells`` cells), built directly: the Batch object's
     per-cell bookkeeping cost as much as the encoding.
     """
-    from Hbase_thrift import BatchMutation, Mutation  # loaded by happybase
+    from hbase_helper.thrift_types import BatchMutation, Mutation
 
     client = connection.client
     for table_name, rows in ((layout.MAIN_TABLE, main_rows), (layout.INDEX_TABLE, index_rows)):

@@ -42,7 +42,7 @@ def main(once: bool, interval: float | None, batch: int | None, checkpoint: str 
     When the API or the broker is down it waits with backoff and resumes; it never exits for that.
 
     Configuration comes from the environment: APPLICANT_API_URL, APPLICANT_API_TOKEN, KAFKA_BROKER,
-    RAW_TOPIC, PRODUCER_CHECKPOINT, PRODUCER_INTERVAL, PRODUCER_BATCH, PRODUCER_LOG_EVERY ...
+    TOPIC_RAW, PRODUCER_CHECKPOINT, PRODUCER_INTERVAL, PRODUCER_BATCH, PRODUCER_LOG_EVERY ...
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections import deque
 from typing import Any, Iterable
 
-import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
 
+from credit_core.kafka_publish import send_batches
+from credit_core.messages.envelope import build_message
+from credit_core.messages.keys import partition_for
+from credit_core.retry import Backoff
 from producer.api_client import ApiClient, ApiRejected, ApiUnavailable, Page
 from producer.checkpoint import Checkpoint
 from producer.settings import ProducerSettings
@@ -33,38 +34,6 @@ from producer.settings import ProducerSettings
 logger = logging.getLogger(__name__)
 
 MAX_PAGES_IN_FLIGHT = 2   # pages published but not yet acknowledged
-_PARTITIONER = DefaultPartitioner()  # murmur2 of the key, as the Java client and aiokafka's send()
-
-
-class Backoff:
-    """Exponential backoff with jitter: start, 2x, 4x ... capped at ``maximum``."""
-
-    def __init__(self, start: float, maximum: float):
-        if start <= 0 or maximum < start:
-            raise ValueError(f"need 0 < start <= maximum, got {start}, {maximum}")
-        self.start = start
-        self.maximum = maximum
-        self.attempt = 0
-
-    def next_delay(self) -> float:
-        delay = min(self.maximum, self.start * 2 ** self.attempt)
-        self.attempt += 1
-        return delay * random.uniform(0.8, 1.0)
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
-def build_message(applicant: dict[str, Any], fetched_at: str) -> tuple[bytes, bytes]:
-    """(key, value) for one applicant as the API served it: key = application id,
-    value = {"applicant": record fields, "provenance": {seq, source, created_at, fetched_at}}.
-
-    Moves seq, source and created_at out of ``applicant`` in place (pages are built once, used once).
-    """
-    pop = applicant.pop
-    provenance = {"seq": pop("seq", None), "source": pop("source", None), "created_at": pop("created_at", None),
-                  "fetched_at": fetched_at}
-    return str(applicant["id"]).encode(), orjson.dumps({"applicant": applicant, "provenance": provenance})
 
 
 async def publish(kafka: AIOKafkaProducer, topic: str, messages: Iterable[tuple[bytes, bytes]]) -> int:
@@ -75,27 +44,9 @@ async def publish(kafka: AIOKafkaProducer, topic: str, messages: Iterable[tuple[
     ``send()`` per message. Raises the first delivery error after all batches settled.
     """
     partitions = sorted(await kafka.partitions_for(topic))
-    batches: dict[int, Any] = {}
-    futures = []
-    count = 0
-    for key, value in messages:
-        partition = _PARTITIONER(key, partitions, partitions)
-        batch = batches.get(partition)
-        if batch is None:
-            batch = batches[partition] = kafka.create_batch()
-        if batch.append(key=key, value=value, timestamp=None) is None:  # full: ship it, start another
-            futures.append(await kafka.send_batch(batch, topic, partition=partition))
-            batch = batches[partition] = kafka.create_batch()
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                raise ValueError(f"message for key {key!r} is larger than the producer batch size")
-        count += 1
-    for partition, batch in batches.items():
-        futures.append(await kafka.send_batch(batch, topic, partition=partition))
-    results = await asyncio.gather(*futures, return_exceptions=True)
-    failures = [r for r in results if isinstance(r, BaseException)]
-    if failures:
-        raise failures[0]
-    return count
+    n = len(partitions)
+    return await send_batches(kafka, topic,
+                              ((partitions[partition_for(key, n)], key, value) for key, value in messages))
 
 
 class Producer:
@@ -291,4 +242,4 @@ def run_producer(settings: ProducerSettings, *, once: bool = False) -> dict[str,
     return asyncio.run(Producer(settings).run(once=once))
 
 
-__all__ = ["ApiRejected", "Backoff", "Producer", "build_message", "publish", "run_producer"]
+__all__ = ["ApiRejected", "Producer", "publish", "run_producer"]

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
+
+from credit_core.config import ConfigError, Parser, boolean, choice, integer, number, setting, text
+from credit_core.config import Settings as BaseSettings
+from credit_core.tokens import RISK_API_TOKEN
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +32,8 @@ DEFAULT_ADMIN_ROUTES = "auto"                                   # RISK_ADMIN_ROU
 # Applicants with a model input outside the range seen in training are scored with that input clipped to the range
 # and get an out-of-range reason code ("flag"), or are declined outright with that reason code ("decline").
 DEFAULT_OUT_OF_RANGE = "flag"                                   # RISK_OUT_OF_RANGE (flag, decline)
+ADMIN_ROUTES = ("auto", "on", "off")
+OUT_OF_RANGE = ("flag", "decline")
 DEFAULT_HOST = "127.0.0.1"                                      # RISK_API_HOST
 DEFAULT_PORT = 5002                                             # RISK_API_PORT
 DEFAULT_WORKERS = 2                                             # RISK_API_WORKERS
@@ -39,59 +46,60 @@ MAX_HEADER_FIELDS = 100
 MAX_HEADER_FIELD_BYTES = 8190
 
 
-class SettingsError(ValueError):
-    """A setting from the environment is unusable."""
+# One error type for every package's settings; the old name stays for the app and its tests.
+SettingsError = ConfigError
 
 
-def _env(name: str, env: dict | None) -> str | None:
-    value = (os.environ if env is None else env).get(name)
-    return None if value is None or value.strip() == "" else value.strip()
+class _Threshold(Parser):
+    """"model" (the artifact's threshold: None here) or a probability in [0, 1]."""
+
+    expected = "'model' or a number in [0, 1]"
+
+    def convert(self, raw: str) -> float | None:
+        return None if raw.lower() == "model" else float(raw)
+
+    def check(self, value: Any) -> float:
+        return number(min=0.0, max=1.0).check(value)
 
 
-def _number(name: str, raw: str, kind: type, lo: float, hi: float | None = None):
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
-    if value != value or value < lo or (hi is not None and value > hi):
-        raise SettingsError(f"{name} must be in [{lo}, {hi if hi is not None else 'inf'}], got {raw!r}")
-    return value
+@dataclass(frozen=True, kw_only=True)
+class RiskSettings(BaseSettings):
+    model_path: str = setting("RISK_MODEL_PATH", str(DEFAULT_MODEL_PATH), parse=text(nonempty=True))
+    threshold: float | None = setting("RISK_THRESHOLD", None, parse=_Threshold())   # None: DEFAULT_THRESHOLD
+    max_batch: int = setting("RISK_MAX_BATCH", DEFAULT_MAX_BATCH, parse=integer(min=1))
+    max_body_bytes: int = setting("RISK_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, parse=integer(min=1024))
+    watch_seconds: float = setting("RISK_MODEL_WATCH_SECONDS", DEFAULT_WATCH_SECONDS, parse=number(min=0.0))
+    auth: bool = setting("RISK_API_AUTH", boolean().convert(DEFAULT_AUTH), parse=boolean())
+    api_token: str | None = setting(RISK_API_TOKEN)
+    admin_token: str | None = setting("RISK_ADMIN_TOKEN", None, secret=True)
+    admin_routes: str = setting("RISK_ADMIN_ROUTES", DEFAULT_ADMIN_ROUTES, parse=choice(*ADMIN_ROUTES))
+    out_of_range: str = setting("RISK_OUT_OF_RANGE", DEFAULT_OUT_OF_RANGE, parse=choice(*OUT_OF_RANGE))
+
+    def flask_config(self) -> dict:
+        """The Flask config keys the app reads."""
+        return {
+            "MODEL_PATH": self.model_path,
+            "THRESHOLD": self.threshold,
+            "MAX_BATCH": self.max_batch,
+            "MAX_CONTENT_LENGTH": self.max_body_bytes,
+            "WATCH_SECONDS": self.watch_seconds,
+            "AUTH": self.auth,
+            "API_TOKEN": self.api_token,
+            "ADMIN_TOKEN": self.admin_token,
+            "ADMIN_ROUTES": self.admin_routes,
+            "OUT_OF_RANGE": self.out_of_range,
+        }
 
 
-def _choice(name: str, env: dict | None, default: str, choices: tuple[str, ...]) -> str:
-    value = (_env(name, env) or default).lower()
-    if value not in choices:
-        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def from_env(env: dict | None = None) -> dict:
+def from_env(env: Mapping[str, str] | None = None) -> dict:
     """Flask config keys read from the environment (``env`` defaults to os.environ)."""
-    threshold_raw = _env("RISK_THRESHOLD", env) or DEFAULT_THRESHOLD
-    threshold = None if threshold_raw == "model" else _number("RISK_THRESHOLD", threshold_raw, float, 0.0, 1.0)
-    auth = (_env("RISK_API_AUTH", env) or DEFAULT_AUTH).lower()
-    if auth not in ("on", "off"):
-        raise SettingsError(f"RISK_API_AUTH must be 'on' or 'off', got {auth!r}")
-    return {
-        "MODEL_PATH": _env("RISK_MODEL_PATH", env) or str(DEFAULT_MODEL_PATH),
-        "THRESHOLD": threshold,
-        "MAX_BATCH": _number("RISK_MAX_BATCH", _env("RISK_MAX_BATCH", env) or str(DEFAULT_MAX_BATCH), int, 1),
-        "MAX_CONTENT_LENGTH": _number("RISK_MAX_BODY_BYTES",
-                                      _env("RISK_MAX_BODY_BYTES", env) or str(DEFAULT_MAX_BODY_BYTES), int, 1024),
-        "WATCH_SECONDS": _number("RISK_MODEL_WATCH_SECONDS",
-                                 _env("RISK_MODEL_WATCH_SECONDS", env) or str(DEFAULT_WATCH_SECONDS), float, 0.0),
-        "AUTH": auth == "on",
-        "API_TOKEN": _env("RISK_API_TOKEN", env),
-        "ADMIN_TOKEN": _env("RISK_ADMIN_TOKEN", env),
-        "ADMIN_ROUTES": _choice("RISK_ADMIN_ROUTES", env, DEFAULT_ADMIN_ROUTES, ("auto", "on", "off")),
-        "OUT_OF_RANGE": _choice("RISK_OUT_OF_RANGE", env, DEFAULT_OUT_OF_RANGE, ("flag", "decline")),
-    }
+    return RiskSettings.from_env(env).flask_config()
 
 
 def admin_routes_enabled(cfg: dict) -> bool:
     """Whether the admin routes exist; SettingsError when they are switched on without RISK_ADMIN_TOKEN."""
     mode = cfg.get("ADMIN_ROUTES", DEFAULT_ADMIN_ROUTES)
-    if mode not in ("auto", "on", "off"):
+    if mode not in ADMIN_ROUTES:
         raise SettingsError(f"RISK_ADMIN_ROUTES must be one of auto, on, off, got {mode!r}")
     token = cfg.get("ADMIN_TOKEN")
     if mode == "on" and not token:

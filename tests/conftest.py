@@ -116,6 +116,15 @@ def mariadb(services_dir):
     svc.stop()
 
 
+@pytest.fixture
+def db_url(mariadb) -> str:
+    """MYSQL_URL of the session MariaDB with an empty, freshly created `applications` table."""
+    from applicant_api.schema import reset_db
+
+    reset_db(mariadb.url)
+    return mariadb.url
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "apache_only: needs the apache stack's servers (their data survives a "
                                        "kill -9); deselected when TEST_STACKS leaves the apache stack out")

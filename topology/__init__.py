@@ -1,1 +1,1 @@
-"""Faust app: the Storm topology ported to four agents over Kafka."""
+"""The Storm topology ported to Python: the stages' pure work (topology.stages) and its faust wiring (topology.worker)."""

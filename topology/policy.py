@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 import orjson
 
+from credit_core.config import Settings as BaseSettings
+from credit_core.config import ConfigError, comma_list, number, setting
 from credit_core.fields import GRADES
 
 logger = logging.getLogger(__name__)
@@ -66,18 +67,20 @@ class Policy:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Policy":
-        env = os.environ if env is None else env
-        raw_grades = env.get("POLICY_DECLINE_GRADES")
-        if raw_grades is None:
-            grades = frozenset(DEFAULT_DECLINE_GRADES)
-        else:
-            grades = frozenset(g.strip().upper() for g in raw_grades.split(",") if g.strip())
-        raw_inc = env.get("POLICY_MIN_ANNUAL_INC")
-        if raw_inc is None or raw_inc.strip() == "":
-            min_inc = DEFAULT_MIN_ANNUAL_INC
-        else:
-            try:
-                min_inc = float(raw_inc)
-            except ValueError:
-                raise ValueError(f"POLICY_MIN_ANNUAL_INC must be a number, got {raw_inc!r}") from None
-        return cls(decline_grades=grades, min_annual_inc=min_inc)
+        p = PolicySettings.from_env(env)
+        return cls(decline_grades=p.decline_grades, min_annual_inc=p.min_annual_inc)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicySettings(BaseSettings):
+    """The policy's environment variables; Policy.from_env builds the policy from them."""
+
+    # An empty POLICY_DECLINE_GRADES is a value: decline no grade.
+    decline_grades: frozenset[str] = setting("POLICY_DECLINE_GRADES", frozenset(DEFAULT_DECLINE_GRADES),
+                                             parse=comma_list(str.upper, container=frozenset), empty=True)
+    min_annual_inc: float = setting("POLICY_MIN_ANNUAL_INC", DEFAULT_MIN_ANNUAL_INC, parse=number(min=0))
+
+    def validate(self) -> None:
+        bad = sorted(g for g in self.decline_grades if g not in GRADES)
+        if bad:
+            raise ConfigError(f"POLICY_DECLINE_GRADES must hold grades {', '.join(GRADES)}, got unknown {bad}")

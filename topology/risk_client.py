@@ -26,8 +26,8 @@ from typing import Any, Sequence
 
 import aiohttp
 
-from topology.codec import dumps, loads
-from topology.retry import backoff_delays
+from credit_core.jsoncodec import dumps, loads
+from credit_core.retry import retry_forever
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,11 @@ class _Retry(Exception):
     def __init__(self, reason: str, config: bool = False):
         super().__init__(reason)
         self.config = config
+
+
+def _level(exc: BaseException) -> int:
+    # A configuration error (token, URL) waits for an operator: louder than a transient failure.
+    return logging.ERROR if getattr(exc, "config", False) else logging.WARNING
 
 
 def _message(body: bytes) -> str:
@@ -117,22 +122,10 @@ class RiskClient:
         if not applicants:
             raise ValueError("nothing to score")
         body = dumps({"applicants": list(applicants)})
-        delays = backoff_delays(self.retry_base, self.retry_cap)
-        failures = 0
-        while True:
-            try:
-                data = await self._post_once(body, len(applicants))
-            except _Retry as exc:
-                failures += 1
-                delay = next(delays)
-                (logger.error if exc.config else logger.warning)(
-                    "risk API POST of %d applicants failed (attempt %d): %s; retrying in %.2fs",
-                    len(applicants), failures, exc, delay)
-                await asyncio.sleep(delay)
-                continue
-            if failures:
-                logger.info("risk API answered after %d failed attempts", failures)
-            return data
+        n = len(applicants)
+        return await retry_forever(lambda: self._post_once(body, n), what=f"risk API POST of {n} applicants",
+                                   retry_on=(_Retry,), base=self.retry_base, cap=self.retry_cap, log=logger,
+                                   level=_level)
 
     async def score_split(self, applicants: Sequence[dict[str, Any]]) -> list[tuple[dict | None, str | None]]:
         """Per applicant: (result, None) or (None, the API's refusal); halves a rejected batch down to single ones."""

@@ -7,14 +7,15 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from credit_core.broker import bootstrap_servers
 from topology.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
 def bootstrap_of(broker_url: str) -> str:
-    """host:port from kafka://host:port (first broker of a list)."""
-    return broker_url.split("://", 1)[-1].split(";")[0].split(",")[0]
+    """host:port[,host:port...] from KAFKA_BROKER's URL (credit_core.broker's parser)."""
+    return bootstrap_servers(broker_url)
 
 
 def topic_names(settings: Settings) -> list[str]:

@@ -9,12 +9,13 @@ import time
 import pytest
 import requests
 
-from applicant_api import db, repository
+from applicant_api import db
 from applicant_api.app import create_app
 from applicant_api.devserver import ServerThread
-from credit_core.fields import FIELD_NAMES, clean_record
+from credit_core.fields import FIELD_NAMES
 from applicant_api.settings import ConfigError
 from deploy.services import free_port
+from tests.store import insert_rows, stored_ids
 
 PAGE = "/api/v1/applicants"
 
@@ -30,16 +31,6 @@ def drain(api, after: int = 0, limit: int = 1000) -> tuple[list[dict], list[dict
             return seen, pages
         seen.extend(body["applicants"])
         after = body["next_after"]
-
-
-def db_ids(url: str) -> list[int]:
-    conn = db.connect(url, autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT id FROM applications ORDER BY seq")
-            return [r[0] for r in cur.fetchall()]
-    finally:
-        conn.close()
 
 
 def test_paging_across_page_boundaries(api, store, applicant_factory, db_url):
@@ -63,20 +54,11 @@ def test_paging_across_page_boundaries(api, store, applicant_factory, db_url):
     assert api.get(PAGE).json()["count"] == 500
 
 
-def _insert(conn, records, *, commit=True) -> None:
-    conn.begin()
-    with conn.cursor() as cur:
-        cur.executemany(repository.INSERT_SQL, [tuple(clean_record(r)[c] for c in FIELD_NAMES) + ("test",)
-                                                for r in records])
-    if commit:
-        conn.commit()
-
-
 def test_page_waits_for_an_open_insert_instead_of_skipping_it(api, applicant_factory, db_url):
     slow, fast = db.connect(db_url), db.connect(db_url, autocommit=True)
     try:
-        _insert(slow, [applicant_factory(i) for i in (1, 2, 3)], commit=False)   # seq 1-3, not committed
-        _insert(fast, [applicant_factory(i) for i in (4, 5, 6)])                 # seq 4-6, committed first
+        insert_rows(slow, [applicant_factory(i) for i in (1, 2, 3)], commit=False)   # seq 1-3, not committed
+        insert_rows(fast, [applicant_factory(i) for i in (4, 5, 6)])                 # seq 4-6, committed first
         result: dict = {}
         reader = threading.Thread(target=lambda: result.update(api.get(PAGE, params={"limit": 10}).json()))
         reader.start()
@@ -86,8 +68,8 @@ def test_page_waits_for_an_open_insert_instead_of_skipping_it(api, applicant_fac
         reader.join(10)
         assert [a["id"] for a in result["applicants"]] == [1, 2, 3, 4, 5, 6]
         # A rolled-back insert leaves a gap in seq, and the reader moves on.
-        _insert(slow, [applicant_factory(7)], commit=False)
-        _insert(fast, [applicant_factory(8)])
+        insert_rows(slow, [applicant_factory(7)], commit=False)
+        insert_rows(fast, [applicant_factory(8)])
         slow.rollback()
         body = api.get(PAGE, params={"after": result["next_after"]}).json()
         assert [a["id"] for a in body["applicants"]] == [8]
@@ -108,7 +90,7 @@ def test_paging_with_concurrent_inserts_skips_and_repeats_nothing(api, applicant
         try:
             for b in range(batches):
                 first = 1 + (w * batches + b) * batch_size
-                _insert(conn, [applicant_factory(i) for i in range(first, first + batch_size)], commit=False)
+                insert_rows(conn, [applicant_factory(i) for i in range(first, first + batch_size)], commit=False)
                 inserted.wait()
                 time.sleep(rnd.uniform(0, 0.03))
                 conn.commit()
@@ -133,7 +115,7 @@ def test_paging_with_concurrent_inserts_skips_and_repeats_nothing(api, applicant
     rest, _ = drain(api, after=after, limit=25)
     seen.extend(a["id"] for a in rest)
     assert not failures
-    expected = db_ids(db_url)
+    expected = stored_ids(db_url)
     assert len(expected) == writers * batches * batch_size
     assert len(seen) == len(set(seen)), "an applicant was served twice"
     assert seen == expected, "the reader skipped or reordered applicants"
@@ -177,7 +159,7 @@ def test_post_field_errors_are_400_and_store_nothing(api, applicant_factory, db_
     got = {(e["index"], e["field"]) for e in body["errors"]}
     assert got == {(1, "dti"), (2, "grade"), (2, "annual_inc"), (2, "loan_amnt")}
     assert all(e["reason"] for e in body["errors"])
-    assert db_ids(db_url) == []
+    assert stored_ids(db_url) == []
     # Not an object, bad source, bad JSON, wrong content type, empty list.
     assert api.post(PAGE, json=[5]).json()["errors"] == [
         {"index": 0, "field": "$", "reason": "must be an object, got int"}]
@@ -189,7 +171,7 @@ def test_post_field_errors_are_400_and_store_nothing(api, applicant_factory, db_
     too_big = api.post(PAGE, json=[good, applicant_factory(2**63, member_id=1, revol_bal=1.0)])   # beyond BIGINT
     assert too_big.status_code == 400
     assert [(e["index"], e["field"]) for e in too_big.json()["errors"]] == [(1, "id")]
-    assert db_ids(db_url) == []
+    assert stored_ids(db_url) == []
 
 
 def test_post_duplicates_are_409_and_nothing_half_written(api, store, applicant_factory, db_url):
@@ -197,13 +179,13 @@ def test_post_duplicates_are_409_and_nothing_half_written(api, store, applicant_
     resp = api.post(PAGE, json=[applicant_factory(11), applicant_factory(10), applicant_factory(12)])
     assert resp.status_code == 409
     assert resp.json()["duplicates"] == [10]
-    assert db_ids(db_url) == [10]                       # 11 and 12 were rolled back with the failure
+    assert stored_ids(db_url) == [10]                       # 11 and 12 were rolled back with the failure
     within = api.post(PAGE, json=[applicant_factory(20), applicant_factory(21), applicant_factory(20)])
     assert within.status_code == 409 and within.json()["duplicates"] == [20]
-    assert db_ids(db_url) == [10]
+    assert stored_ids(db_url) == [10]
     # The failed transactions left the pool usable.
     assert api.post(PAGE, json=[applicant_factory(11), applicant_factory(12)]).status_code == 201
-    assert db_ids(db_url) == [10, 11, 12]
+    assert stored_ids(db_url) == [10, 11, 12]
 
 
 def test_bad_query_parameters_are_400(api):
@@ -257,7 +239,7 @@ def test_request_size_limits_are_413_and_record_count_limit_400(mariadb, db_url,
         ok = requests.post(srv.url + PAGE, json=[applicant_factory(i) for i in (1, 2)], headers=headers, timeout=10)
         assert ok.status_code == 201
     app.extensions["applicant_api"].pool.close()
-    assert db_ids(db_url) == [1, 2]
+    assert stored_ids(db_url) == [1, 2]
 
 
 def test_database_down_is_503_and_health_says_so():

@@ -22,7 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "deploy" / "cluster"
-PACKAGES = ("applicant_api", "risk_api", "producer", "topology", "hbase_helper")
+PACKAGES = ("applicant_api", "risk_api", "producer", "topology", "hbase_helper", "credit_core")
 INSTALLED_VENV = "/opt/credit-pipeline/venv"
 WORKER_INSTANCE = "6066"
 ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]{2,}")
@@ -39,6 +39,7 @@ class Component:
     name: str
     unit: str
     settings_modules: tuple[str, ...]  # the modules whose environment variables this component reads
+    settings_classes: tuple[str, ...] = ()  # "module:Class" settings classes (credit_core.config) it builds
 
     @property
     def example(self) -> Path:
@@ -47,10 +48,14 @@ class Component:
 
 COMPONENTS = {c.name: c for c in (
     Component("applicant-api", "credit-applicant-api.service",
-              ("applicant_api.settings", "applicant_api.db", "applicant_api.serve")),
-    Component("risk-api", "credit-risk-api.service", ("risk_api.settings", "risk_api.__main__")),
-    Component("producer", "credit-producer.service", ("producer.settings",)),
-    Component("worker", "credit-worker@.service", ("topology.settings", "topology.policy", "hbase_helper.settings")),
+              ("applicant_api.settings", "applicant_api.db", "applicant_api.serve"), ("applicant_api.settings:Settings",)),
+    Component("risk-api", "credit-risk-api.service", ("risk_api.settings", "risk_api.__main__"),
+              ("risk_api.settings:RiskSettings",)),
+    Component("producer", "credit-producer.service", ("producer.settings", "credit_core.broker"),
+              ("producer.settings:ProducerSettings",)),
+    Component("worker", "credit-worker@.service",
+              ("topology.settings", "topology.policy", "hbase_helper.settings", "credit_core.broker"),
+              ("topology.settings:Settings", "topology.policy:PolicySettings")),
 )}
 
 
@@ -116,7 +121,8 @@ def env_reads(paths) -> set[str]:
                 func = node.func
                 if isinstance(func, ast.Attribute) and func.attr in ("get", "getenv") and _is_environ(func.value):
                     names.update(strings[:1])
-                elif isinstance(func, ast.Name) and func.id in ("_env", "_get", "_choice", "get", "getenv"):
+                elif isinstance(func, ast.Name) and func.id in ("_env", "_get", "_choice", "get", "getenv", "setting",
+                                                                "Spec"):
                     names.update(strings)
                 names.update(k.value.value for k in node.keywords
                              if k.arg == "envvar" and isinstance(k.value, ast.Constant))
@@ -127,6 +133,17 @@ def env_reads(paths) -> set[str]:
                     isinstance(t, ast.Name) and "ENV" in t.id for t in node.targets):
                 names.update(v.value for v in node.value.values if isinstance(v, ast.Constant))
     return {n for n in names if isinstance(n, str) and ENV_NAME.fullmatch(n)}
+
+
+def class_reads(component: Component) -> set[str]:
+    """The variables of the component's settings classes, nested and shared ones included."""
+    from credit_core.config import describe
+
+    names = set()
+    for ref in component.settings_classes:
+        module, _, name = ref.partition(":")
+        names.update(d.env for d in describe(getattr(importlib.import_module(module), name)))
+    return names
 
 
 def module_path(name: str) -> Path:
@@ -344,8 +361,8 @@ params = cmd.make_context(name, rest, parent=ctx).params
 import importlib
 module = importlib.import_module(ctx.params["app"])
 app, c = module.app, module.app.conf
-topics = [module.raw_topic, module.clean_topic, module.eligible_topic, module.scored_topic, module.decisions_topic,
-          module.dlq_topic]
+t = app.pipeline_topics
+topics = [t.raw, t.clean, t.eligible, t.scored, t.decisions, t.dlq]
 print(json.dumps({"command": name, "params": params, "id": c.id, "broker": [str(u) for u in c.broker],
                   "partitions": c.topic_partitions, "replication": c.topic_replication_factor,
                   "session_timeout": c.broker_session_timeout, "web_enabled": c.web_enabled,
@@ -358,7 +375,7 @@ def test_worker_unit_runs_faust_on_the_topology_app_with_the_example_settings(tm
     comp = COMPONENTS["worker"]
     argv = command(comp)
     assert local_executable(argv[0]).name == "faust"
-    assert argv[1:4] == ["-A", "topology.app", "worker"]
+    assert argv[1:4] == ["-A", "topology.worker.app", "worker"]
     env = example_env(comp)
     env["FAUST_DATADIR"] = str(tmp_path / "worker")  # the unit's /var/lib/... is not writable here
     child = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH")}
@@ -393,7 +410,7 @@ def test_example_names_only_variables_the_code_reads(name):
 def test_example_lists_every_setting_with_its_documented_default(name):
     comp = COMPONENTS[name]
     entries = parse_example(comp.example)
-    reads = env_reads(module_path(m) for m in comp.settings_modules)
+    reads = env_reads(module_path(m) for m in comp.settings_modules) | class_reads(comp)
     missing = sorted(reads - set(entries))
     assert not missing, f"{comp.example.name} lacks {missing}"
     defaults: dict[str, set[str]] = {}
@@ -460,7 +477,7 @@ def test_no_secret_values_in_the_cluster_files():
 def test_examples_agree_with_each_other():
     applicant, risk, producer, worker = (example_env(COMPONENTS[n])
                                          for n in ("applicant-api", "risk-api", "producer", "worker"))
-    assert producer["RAW_TOPIC"] == worker["TOPIC_RAW"]
+    assert producer["TOPIC_RAW"] == worker["TOPIC_RAW"]
     assert producer["KAFKA_BROKER"] == worker["KAFKA_BROKER"]
     assert urlsplit(producer["APPLICANT_API_URL"]).port == int(applicant["APPLICANT_API_BIND"].rsplit(":", 1)[1])
     assert urlsplit(worker["RISK_API_URL"]).port == int(risk["RISK_API_PORT"])

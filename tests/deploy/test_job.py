@@ -46,7 +46,7 @@ def test_a_broker_crash_mid_run_is_reported_as_lost_applicants_by_id(tmp_path):
     import time
 
     from hbase_helper.writer import count_rows
-    from topology.process import wait_for
+    from deploy.services import wait_for
 
     run_dir = tmp_path / "run"
     env = dict(os.environ, CREDIT_RUN_DIR=str(run_dir), WORKERS="1", STACK="embedded")

@@ -20,10 +20,9 @@ from applicant_api.importer import import_file
 from applicant_api.schema import TABLE, reset_db
 from credit_core.synthetic import generate
 from deploy.ids import hbase_ids, read_dead_letters
-from deploy.services import Broker, GunicornApp, free_port, risk_api
+from deploy.services import Broker, FaustWorker, GunicornApp, free_port, risk_api, wait_for
 from hbase_helper import writer
 from hbase_helper.settings import HBaseSettings
-from topology.process import WorkerProcess, wait_for
 from topology.settings import Settings
 from topology.topics import ensure_topics
 
@@ -109,10 +108,11 @@ class Pipeline:
         assert proc.returncode == 0, proc.stderr[-3000:]
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
-    def start_worker(self) -> WorkerProcess:
-        w = WorkerProcess(self.env, log_file=self.run_dir / f"worker{len(self.workers)}.log", cwd=self.run_dir)
+    def start_worker(self) -> FaustWorker:
+        w = FaustWorker(name=f"worker{len(self.workers)}", run_dir=self.run_dir, env=self.env)
         self.workers.append(w)
-        return w.start()
+        w.start()
+        return w
 
     def ensure_topics(self) -> None:
         asyncio.run(ensure_topics(Settings.from_env(self.env)))
@@ -147,7 +147,7 @@ class Pipeline:
         asyncio.run(run())
 
     def logs(self) -> str:
-        return "\n".join(f"--- worker {i}\n{w.log_tail(40)}" for i, w in enumerate(self.workers))
+        return "\n".join(f"--- worker {i}\n{w.tail_log(40)}" for i, w in enumerate(self.workers))
 
 
 @pytest.fixture
@@ -158,7 +158,7 @@ def pipeline(own_broker, hbase_server, scoring, store_url, tmp_path):
     env.update({
         "CREDIT_RUN_DIR": str(tmp_path / "run"),  # the local stack's defaults stay out of the way
         "MYSQL_URL": store_url, "KAFKA_BROKER": own_broker.url, "TOPOLOGY_APP_ID": f"reconcile-test-{tag}",
-        "TOPIC_PARTITIONS": str(PARTITIONS), "TOPIC_RAW": f"raw-{tag}", "RAW_TOPIC": f"raw-{tag}",
+        "TOPIC_PARTITIONS": str(PARTITIONS), "TOPIC_RAW": f"raw-{tag}",
         "TOPIC_CLEAN": f"clean-{tag}", "TOPIC_ELIGIBLE": f"eligible-{tag}", "TOPIC_SCORED": f"scored-{tag}",
         "TOPIC_DECISIONS": f"decisions-{tag}", "TOPIC_DLQ": f"dlq-{tag}", "TOPIC_PASSTHROUGH": f"pass-{tag}",
         "HBASE_HOST": hbase_server.host, "HBASE_PORT": str(hbase_server.port), "HBASE_TABLE_PREFIX": f"r{tag}",

@@ -11,23 +11,7 @@ import uuid
 
 import pytest
 
-from credit_core.fields import clean_record
-
-
-def _raw_applicant(app_id: int) -> dict:
-    grade = "ABCDEFG"[app_id % 7]
-    return {
-        "id": app_id, "member_id": app_id + 1_000_000, "loan_amnt": 10_000 + app_id % 500,
-        "funded_amnt": 10_000 + app_id % 500, "funded_amnt_inv": 9_975.0, "term": " 36 months",
-        "int_rate": " 12.39%", "installment": 334.02, "grade": grade, "sub_grade": f"{grade}3",
-        "emp_title": "Engineer \u00e9\u4e2d", "emp_length": "10+ years", "home_ownership": "RENT",
-        "annual_inc": 24_000 + app_id, "verification_status": "Verified", "issue_d": "Dec-2014",
-        "purpose": "debt_consolidation", "addr_state": "CA", "dti": 17.5, "delinq_2yrs": 0,
-        "earliest_cr_line": "Jan-2001", "inq_last_6mths": 1, "open_acc": 9, "pub_rec": 0,
-        "revol_bal": 5_000.0, "revol_util": "45.2%", "total_acc": 20,
-        "bc_open_to_buy": "", "bc_util": "31.5%", "total_il_high_credit_limit": 12_000,
-        "loan_status": None,
-    }
+from tests.factories import clean_applicant
 
 
 def make_decision(app_id: int, *, decision: str = "approve", raw_ts: int = 1_700_000_000_000,
@@ -36,7 +20,7 @@ def make_decision(app_id: int, *, decision: str = "approve", raw_ts: int = 1_700
     by_model = decision == "approve" or changes.get("decided_by") == "model"
     out = {
         "id": app_id,
-        "applicant": clean_record(_raw_applicant(app_id)),
+        "applicant": clean_applicant(app_id, emp_title="Engineer \u00e9\u4e2d"),   # non-ASCII text stored as is
         "decision": decision,
         "decided_by": "model" if by_model else "policy",
         "probability_of_default": 0.0731 if by_model else None,

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from hbase_helper import layout
-from hbase_helper.layout import DecisionError
+from credit_core.messages.decision import DecisionError, validate_decision
 
 
 def test_row_key_is_a_function_of_the_id_only(store_make_decision):
@@ -91,7 +91,7 @@ def test_bad_times_are_rejected():
 
 def test_a_decision_is_one_history_cell_that_round_trips_with_exact_types(store_make_decision):
     decision = store_make_decision(42, decision="decline", decided_by="policy")
-    decision["applicant"]["emp_length"] = None
+    decision["applicant"]["int_rate"], decision["applicant"]["emp_length"] = 12.39, None
     key, cells = layout.encode_main_row(decision, saved_at=1_700_000_000_999)
     okey = layout.order_key(decision["provenance"])
     assert list(cells) == [b"d:h" + okey]
@@ -161,7 +161,7 @@ def test_index_key_is_the_same_for_every_copy_of_one_application_version(store_m
 def test_a_record_without_a_usable_timestamp_is_timed_by_its_ingestion(store_make_decision, ts):
     decision = store_make_decision(9, raw_ts=1_700_000_000_000)
     decision["provenance"]["timestamp_ms"] = ts
-    assert layout.validate_decision(decision) == 9
+    assert validate_decision(decision) == 9
     assert layout.entry_time(decision) == (decision["ingested_at"], "ingested")
     row = layout.decode_main_row(*layout.encode_main_row(decision, 1))
     assert row["time_source"] == "ingested" and row["time_ms"] == decision["ingested_at"]
@@ -266,7 +266,7 @@ def test_contract_violations_name_the_field(store_make_decision, change, field):
     decision = store_make_decision(7)
     change(decision)
     with pytest.raises(DecisionError) as err:
-        layout.validate_decision(decision)
+        validate_decision(decision)
         layout.encode_main_row(decision, 1)
     assert err.value.field == field
     assert isinstance(err.value, ValueError)

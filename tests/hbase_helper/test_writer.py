@@ -9,7 +9,7 @@ import pytest
 
 from deploy.services import free_port
 from hbase_helper import layout
-from hbase_helper.layout import DecisionError
+from credit_core.messages.decision import DecisionError
 from hbase_helper.settings import HBaseSettings
 from hbase_helper.writer import DecisionWriter, count_rows, read_decision
 

@@ -1,4 +1,4 @@
-"""Fixtures for the producer tests: a fresh applications table, the applicant API over HTTP, settings."""
+"""Fixtures for the producer tests: the applicant API over HTTP, settings (``db_url``: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,7 @@ import pytest
 from applicant_api.app import create_app
 from applicant_api.devserver import ServerThread
 from producer.settings import load_settings
-from applicant_api.schema import reset_db
 from tests.producer.producer_testlib import API_TOKEN
-
-
-@pytest.fixture
-def db_url(mariadb) -> str:
-    """The session MariaDB with a fresh, empty applications table."""
-    reset_db(mariadb.url)
-    return mariadb.url
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Helpers for the producer tests: applicant rows in MariaDB, reading a topic back with aiokafka."""
+"""Helpers for the producer tests: applicants stored in MariaDB (tests.store), reading a topic back."""
 
 from __future__ import annotations
 
@@ -9,45 +9,16 @@ import time
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from applicant_api import db, repository
 from deploy.ids import topic_partitions
-from credit_core.fields import FIELD_NAMES
+from tests import store
 
 API_TOKEN = "producer-test-" + secrets.token_urlsafe(12)
-
-
-def applicant_row(i: int) -> tuple:
-    """One valid, already-clean row for repository.INSERT_SQL (fields in FIELD_NAMES order, then source)."""
-    grade = "ABCDEFG"[i % 7]
-    loan = 1000.0 + (i % 500) * 25
-    rec = dict.fromkeys(FIELD_NAMES)
-    rec.update(id=i, member_id=i + 5_000_000, loan_amnt=loan, funded_amnt=loan, term=36 if i % 2 else 60,
-               int_rate=6.0 + i % 20, grade=grade, sub_grade=f"{grade}{i % 5 + 1}", annual_inc=50_000.0 + i,
-               dti=float(i % 35), emp_length=i % 11, issue_d="2017-01", bc_open_to_buy=0.0, bc_util=0.0,
-               total_il_high_credit_limit=0.0)
-    return tuple(rec[c] for c in FIELD_NAMES) + ("producer-test",)
+SOURCE = "producer-test"   # the source column of the rows these tests store
 
 
 def insert_applicants(url: str, ids: range) -> None:
-    conn = db.connect(url)
-    try:
-        with conn.cursor() as cur:
-            for start in range(ids.start, ids.stop, 2000):
-                cur.executemany(repository.INSERT_SQL, [applicant_row(i) for i in range(start, min(start + 2000,
-                                                                                                  ids.stop))])
-        conn.commit()
-    finally:
-        conn.close()
-
-
-def table_ids(url: str) -> list[int]:
-    conn = db.connect(url, autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT id FROM applications ORDER BY seq")
-            return [r[0] for r in cur.fetchall()]
-    finally:
-        conn.close()
+    """The factory's applicants with ids ``ids``, stored straight into the table with source SOURCE."""
+    store.insert_applicants(url, ids, source=SOURCE)
 
 
 async def _consume(bootstrap: str, topic: str, expected: int, timeout: float, idle: float) -> list:

@@ -21,7 +21,8 @@ from producer.checkpoint import Checkpoint, CheckpointError
 from producer.producer import Producer, run_producer
 from producer.settings import load_settings
 
-from tests.producer.producer_testlib import API_TOKEN, consume, ids_of, insert_applicants, table_ids
+from tests.producer.producer_testlib import API_TOKEN, consume, ids_of, insert_applicants
+from tests.store import stored_ids
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,7 +35,7 @@ def test_once_publishes_every_applicant_keyed_with_provenance(db_url, api_server
     assert Checkpoint(settings.checkpoint).load() == 2500
 
     messages = consume(broker.bootstrap, topic, 2500)
-    assert sorted(ids_of(messages)) == table_ids(db_url)
+    assert sorted(ids_of(messages)) == stored_ids(db_url)
     api_view = requests.get(f"{api_server.url}/api/v1/applicants/77",
                             headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=10).json()
     msg = next(m for m in messages if m.key == b"77")
@@ -59,7 +60,7 @@ def test_kill_9_mid_run_then_restart_skips_nothing(db_url, api_server, settings_
     insert_applicants(db_url, range(1, total + 1))
     checkpoint = tmp_path / "producer.checkpoint"
     env = {**os.environ, "APPLICANT_API_URL": api_server.url, "APPLICANT_API_TOKEN": API_TOKEN,
-           "KAFKA_BROKER": broker.url, "RAW_TOPIC": topic, "PRODUCER_CHECKPOINT": str(checkpoint),
+           "KAFKA_BROKER": broker.url, "TOPIC_RAW": topic, "PRODUCER_CHECKPOINT": str(checkpoint),
            "PRODUCER_BATCH": "100", "PRODUCER_INTERVAL": "0.2"}
     first = subprocess.Popen([sys.executable, "-m", "producer"], env=env, cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -85,7 +86,7 @@ def test_kill_9_mid_run_then_restart_skips_nothing(db_url, api_server, settings_
     assert summary["started_after"] == at_kill and summary["last_seq"] == total
 
     ids = ids_of(consume(broker.bootstrap, topic, total))
-    assert set(ids) == set(table_ids(db_url)), "an applicant in the database never reached the topic"
+    assert set(ids) == set(stored_ids(db_url)), "an applicant in the database never reached the topic"
     duplicates = len(ids) - len(set(ids))
     print(f"kill -9 at seq {at_kill}: {len(ids)} messages for {total} applicants, {duplicates} duplicates")
 
@@ -208,7 +209,7 @@ def test_checkpoint_is_atomic_and_refuses_garbage(tmp_path):
 
 def test_settings_come_from_the_environment_and_are_checked():
     s = load_settings(environ={"KAFKA_BROKER": "kafka://h1:1,h2:2", "PRODUCER_BATCH": "250",
-                               "PRODUCER_INTERVAL": "0.5", "RAW_TOPIC": "t"})
+                               "PRODUCER_INTERVAL": "0.5", "TOPIC_RAW": "t"})
     assert (s.bootstrap, s.batch, s.interval, s.topic) == ("h1:1,h2:2", 250, 0.5, "t")
     assert load_settings(environ={}).api_url == "http://127.0.0.1:5001"
     for env in ({"PRODUCER_BATCH": "0"}, {"PRODUCER_BATCH": "x"}, {"KAFKA_BROKER": "http://h:1"},

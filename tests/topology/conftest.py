@@ -14,14 +14,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from deploy.apache_servers import HBaseThrift
-from deploy.services import HBaseServer, free_port
+from deploy.services import FaustWorker, HBaseServer, free_port, wait_for
 from deploy.services import risk_api as risk_api_service
 from hbase_helper import layout
 from hbase_helper.writer import read_decision
-from topology.process import WorkerProcess, wait_for
 from topology.settings import Settings
-from topology.testdata import messages
 from topology.topics import ensure_topics
+from tests.topology.messages import messages
 
 PARTITIONS = 4
 
@@ -90,13 +89,14 @@ class Topology:
     run_dir: object
     workers: list = field(default_factory=list)
 
-    def worker(self) -> WorkerProcess:
-        w = WorkerProcess(self.env, log_file=self.run_dir / f"worker{len(self.workers)}.log", cwd=self.run_dir)
+    def worker(self) -> FaustWorker:
+        w = FaustWorker(name=f"worker{len(self.workers)}", run_dir=self.run_dir, env=self.env)
         self.workers.append(w)
-        return w.start()
+        w.start()
+        return w
 
     def logs(self) -> str:
-        return "\n".join(f"--- worker {i}\n{w.log_tail(60)}" for i, w in enumerate(self.workers))
+        return "\n".join(f"--- worker {i}\n{w.tail_log(60)}" for i, w in enumerate(self.workers))
 
     # -- broker ---------------------------------------------------------
     def produce(self, msgs, *, timestamp_ms: int | None = None) -> None:
@@ -191,8 +191,8 @@ class Topology:
     def wait_accounted(self, expected: set[int], timeout: float = 120.0) -> None:
         def done():
             for w in self.workers:
-                if w.proc is not None and w.proc.poll() is not None and w.proc.returncode not in (0, -9):
-                    raise AssertionError(f"worker died ({w.proc.returncode}):\n{self.logs()}")
+                if w.exit_code() not in (None, 0, -9):
+                    raise AssertionError(f"worker died ({w.exit_code()}):\n{self.logs()}")
             return len(set(self.hbase_ids()) | {d["id"] for d in self.dlq()}) >= len(expected)
         try:
             wait_for(done, timeout, interval=1.0, what="every applicant accounted for")
@@ -267,7 +267,7 @@ def make_topology(broker, topology_on):
 
 
 def _workload(count: int, first_id: int = 1, dirty_every: int = 50):
-    """(messages, all ids, dirty ids) with the dirty kinds of topology.testdata (huge = 250 kB)."""
+    """(messages, all ids, dirty ids) with the dirty kinds of tests.topology.messages (huge = 250 kB)."""
     msgs, dirty = [], set()
     for key, value, kind in messages(first_id, count, dirty_every=dirty_every, huge_bytes=250_000):
         msgs.append((key, value))

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from topology.process import wait_for
+from deploy.services import wait_for
 
 pytestmark = pytest.mark.apache_only
 
@@ -30,7 +30,7 @@ def _run_through(topology_on, stack_servers, risk_api, workload, fault) -> None:
     result = topology.reconcile(ids)
     assert result["dlq_ids"] == dirty
     for w in topology.workers:
-        assert w.proc.poll() is None, f"a worker died:\n{topology.logs()}"
+        assert w.exit_code() is None, f"a worker died:\n{topology.logs()}"
 
 
 def _kill_and_restart(*services, down_for: float = 3.0):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from topology.process import wait_for
+from deploy.services import wait_for
 
 
 def test_5000_applicants_reconcile(topology, workload):
@@ -83,7 +83,7 @@ def test_risk_api_down_for_10s(make_topology, hbase_server, own_risk_api, worklo
     topology.wait_accounted(ids)
     result = topology.reconcile(ids)
     assert result["dlq_ids"] == dirty
-    assert "risk API POST" in "\n".join(w.log_tail(100000) for w in topology.workers)
+    assert "risk API POST" in "\n".join(w.tail_log(100000) for w in topology.workers)
 
 
 def test_hbase_down_for_10s(make_topology, own_hbase, risk_api, workload):
@@ -99,7 +99,7 @@ def test_hbase_down_for_10s(make_topology, own_hbase, risk_api, workload):
     topology.wait_accounted(ids)
     result = topology.reconcile(ids)
     assert result["dlq_ids"] == dirty
-    assert "HBase write of" in "\n".join(w.log_tail(100000) for w in topology.workers)
+    assert "HBase write of" in "\n".join(w.tail_log(100000) for w in topology.workers)
 
 
 def test_workers_joining_and_leaving_mid_run_lose_nothing(topology, workload):
@@ -111,10 +111,10 @@ def test_workers_joining_and_leaving_mid_run_lose_nothing(topology, workload):
     wait_for(_rows_at_least(topology, 1000), 90, interval=0.2, what="first rows")
     second, third = topology.worker(), topology.worker()
     for w in (second, third):
-        wait_for(lambda: "[^Worker]: Ready" in w.log_tail(2000), 90, interval=0.2, what="the new workers ready")
+        wait_for(lambda: "[^Worker]: Ready" in w.tail_log(2000), 90, interval=0.2, what="the new workers ready")
     topology.produce(msgs[10000:])
     for w in (second, third):
-        w.proc.send_signal(signal.SIGTERM)
+        w.send_signal(signal.SIGTERM)
     assert len(topology.hbase_ids()) < len(ids) - len(dirty), "the run finished before the workers left"
     for w in (second, third):
         w.stop()        # waits for the SIGTERM shutdown

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import random
 
 import happybase
 
 from hbase_helper import layout
 from hbase_helper.audit import scan_decisions
-from topology.process import wait_for
-from topology.records import now_ms
-from topology.testdata import envelope, raw_applicant
+from deploy.services import wait_for
+from credit_core.clock import now_ms
+from tests.factories import raw_applicant
+from tests.topology.messages import envelope
 
 VERSIONS = 4
 # Two submit and two save actors per partition, one applicant per internal message: the most reordering.
@@ -23,7 +23,7 @@ def _seq(app_id: int, version: int) -> int:
 
 def _version(app_id: int, version: int) -> tuple[bytes, bytes]:
     """Version ``version`` of an application: changed data, an increasing seq; odd ids keep one key."""
-    applicant = raw_applicant(app_id, random.Random(app_id))
+    applicant = raw_applicant(app_id)
     applicant["annual_inc"] = str(40_000 + 1_000 * version)
     applicant["loan_amnt"] = applicant["funded_amnt"] = applicant["funded_amnt_inv"] = str(5_000 + 100 * version)
     key = str(app_id) if app_id % 2 else f"{app_id}-v{version}"   # even ids: another key (partition) each time
@@ -114,12 +114,12 @@ def test_a_record_without_a_timestamp_is_saved_at_its_ingest_time(topology):
 
 def test_a_republished_page_adds_history_but_no_second_index_row(topology):
     """A producer killed before its checkpoint moved publishes a page again: same seq and created_at, new offsets."""
-    from topology.codec import dumps
+    from credit_core.jsoncodec import dumps
 
     ids = range(7101, 7131)
 
     def page(fetched_at: str):
-        return [(str(i).encode(), dumps({"applicant": raw_applicant(i, random.Random(i)),
+        return [(str(i).encode(), dumps({"applicant": raw_applicant(i),
                                          "provenance": {"source": "api", "seq": i, "fetched_at": fetched_at,
                                                         "created_at": "2026-11-28T10:00:00"}}))
                 for i in ids]

@@ -19,15 +19,14 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from topology.agents.common import record_source
-from topology.agents.decision import decision_batch
-from topology.agents.filter import filter_batch
-from topology.agents.submit import submit_batch
-from topology.emit import MAX_MESSAGE_BYTES
+from topology.stages.batching import MAX_MESSAGE_BYTES, record_source
+from topology.stages.cleaning import clean_batch
+from topology.stages.scoring import score_batch
+from topology.stages.screening import screen_batch
 from topology.policy import Policy
-from topology.process import wait_for
+from deploy.services import wait_for
 from topology.risk_client import RiskClient
-from topology.testdata import raw_applicant
+from tests.factories import clean_applicant, raw_applicant
 
 PARTITIONS = 4
 MAX_ORIGINAL = 256
@@ -57,7 +56,7 @@ json_value = st.recursive(json_leaf, lambda inner: st.lists(inner, max_size=4)
 raw_fragment = st.one_of(json_value.map(json.dumps), st.integers(250, 400).map(deep),
                          st.sampled_from(["18446744073709551616", "9007199254740995", "1" * 30, "-1", "1e400"]))
 
-FIELDS = sorted(raw_applicant(1, random.Random(1)))
+FIELDS = sorted(raw_applicant(1))
 
 
 @st.composite
@@ -65,7 +64,7 @@ def raw_values(draw):
     """A raw message value: a valid envelope, one with a field or the provenance broken, or any bytes."""
     kind = draw(st.sampled_from(["valid", "field", "id", "seq", "bare", "bytes", "json"]))
     app_id = draw(st.integers(1, 10**6))
-    applicant = raw_applicant(app_id, random.Random(app_id))
+    applicant = raw_applicant(app_id)
     if kind == "bytes":
         return draw(st.one_of(st.none(), st.binary(max_size=64)))
     if kind == "json":
@@ -126,7 +125,7 @@ def items_of(messages):
 @given(raw_records())
 def test_filter_accounts_for_every_raw_message(records):
     msgs = [record_source(r) for r in records]
-    clean, dead, kept = filter_batch(msgs, partitions=PARTITIONS, max_bytes=200_000, max_original=MAX_ORIGINAL,
+    clean, dead, kept = clean_batch(msgs, partitions=PARTITIONS, max_bytes=200_000, max_original=MAX_ORIGINAL,
                                      per_message=3)
     items = items_of(clean)
     letters = dead_letters(dead, "filter")
@@ -145,7 +144,7 @@ def test_filter_accounts_for_every_raw_message(records):
     b'{"applicant": {"id": "5", "emp_title": ' + deep(300).encode() + b"}}"])
 def test_named_poison_messages_are_dead_lettered_with_a_reason(value):
     key = b"1234567890123456789012345"
-    clean, dead, kept = filter_batch([(key, value, {"topic": TOPIC, "partition": 1, "offset": 9, "timestamp_ms": 5})],
+    clean, dead, kept = clean_batch([(key, value, {"topic": TOPIC, "partition": 1, "offset": 9, "timestamp_ms": 5})],
                                      partitions=PARTITIONS, max_bytes=200_000, max_original=MAX_ORIGINAL, per_message=1)
     assert not clean and kept == 0
     [letter] = dead_letters(dead, "filter")
@@ -154,8 +153,8 @@ def test_named_poison_messages_are_dead_lettered_with_a_reason(value):
 
 
 def test_superscript_id_is_a_field_error_not_an_internal_error():
-    value = json.dumps({"applicant": {**raw_applicant(5, random.Random(5)), "id": "²"}}).encode()
-    _, dead, _ = filter_batch([(b"\xc2\xb2", value, {"topic": TOPIC, "partition": 0, "offset": 1, "timestamp_ms": 1})],
+    value = json.dumps({"applicant": {**raw_applicant(5), "id": "²"}}).encode()
+    _, dead, _ = clean_batch([(b"\xc2\xb2", value, {"topic": TOPIC, "partition": 0, "offset": 1, "timestamp_ms": 1})],
                               partitions=PARTITIONS, max_bytes=200_000, max_original=MAX_ORIGINAL, per_message=1)
     [letter] = dead_letters(dead, "filter")
     assert letter["reason"] == "invalid applicant" and letter["id"] is None
@@ -163,8 +162,8 @@ def test_superscript_id_is_a_field_error_not_an_internal_error():
 
 
 def test_a_negative_timestamp_becomes_the_ingest_time():
-    value = json.dumps({"applicant": raw_applicant(5, random.Random(5))}).encode()
-    clean, dead, _ = filter_batch([(b"5", value, {"topic": TOPIC, "partition": 0, "offset": 1, "timestamp_ms": -1})],
+    value = json.dumps({"applicant": raw_applicant(5)}).encode()
+    clean, dead, _ = clean_batch([(b"5", value, {"topic": TOPIC, "partition": 0, "offset": 1, "timestamp_ms": -1})],
                                   partitions=PARTITIONS, max_bytes=200_000, max_original=MAX_ORIGINAL, per_message=1)
     [item] = items_of(clean)
     assert item["provenance"]["timestamp_ms"] == item["ingested_at"]
@@ -172,7 +171,8 @@ def test_a_negative_timestamp_becomes_the_ingest_time():
 
 
 def test_minimal_dead_letter_when_the_full_one_cannot_be_written():
-    from topology.records import dead_letter, partition_for
+    from credit_core.messages.dead_letter import dead_letter
+    from credit_core.messages.keys import partition_for
 
     partition, key, value = dead_letter(stage="filter", reason="x", errors=[{"field": "$", "reason": "y"}],
                                         original=b"abc" * 1000, key=b"k", src={"topic": TOPIC, "partition": 2,
@@ -188,9 +188,7 @@ def test_minimal_dead_letter_when_the_full_one_cannot_be_written():
 # -- decision and submit: internal messages -------------------------------------------
 
 def clean_item(app_id: int) -> dict:
-    from credit_core.fields import clean_record
-
-    return {"id": app_id, "applicant": clean_record(raw_applicant(app_id, random.Random(app_id))),
+    return {"id": app_id, "applicant": clean_applicant(app_id),
             "provenance": {"topic": TOPIC, "partition": 0, "offset": app_id, "timestamp_ms": 1, "seq": app_id},
             "ingested_at": 1}
 
@@ -246,7 +244,7 @@ def internal_messages(draw):
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(internal_messages())
 def test_decision_accounts_for_every_item(msgs):
-    eligible, scored, dead, n = decision_batch(msgs, policy=Policy(), partitions=PARTITIONS,
+    eligible, scored, dead, n = screen_batch(msgs, policy=Policy(), partitions=PARTITIONS,
                                                max_original=MAX_ORIGINAL, per_message=2)
     outcomes = len(items_of(eligible)) + len(items_of(scored)) + len(dead_letters(dead, "decision"))
     assert outcomes == sum(units(v) for _, v, _ in msgs)
@@ -264,7 +262,7 @@ def test_submit_accounts_for_every_item(risk_client, msgs):
         client = RiskClient(risk_client.url, risk_client.extra_env["RISK_API_TOKEN"], timeout=10, retry_base=0.05,
                             retry_cap=0.2)
         try:
-            return await submit_batch(client, msgs, batch_size=4, per_message=2, policy_version="policy-test",
+            return await score_batch(client, msgs, batch_size=4, per_message=2, policy_version="policy-test",
                                       partitions=PARTITIONS, max_original=MAX_ORIGINAL)
         finally:
             await client.close()
@@ -279,14 +277,14 @@ def test_submit_accounts_for_every_item(risk_client, msgs):
 @st.composite
 def scored_values(draw):
     """A scored message: decisions (valid, or broken in one key), or any JSON, or any bytes."""
-    from topology.records import decision
+    from credit_core.messages.decision import decision
 
     other = draw(not_items())
     if other is not False:
         return other
     parts = []
     for _ in range(draw(st.integers(0, 4))):
-        dec = decision(clean_item(draw(st.integers(1, 10**6))), decision="decline", decided_by="policy",
+        dec = decision(clean_item(draw(st.integers(1, 10**6))), verdict="decline", decided_by="policy",
                        reasons=[{"code": "POLICY_GRADE", "text": "grade"}], policy_version="policy-test")
         fields = {k: json.dumps(v) for k, v in dec.items()}
         broken = draw(st.sampled_from([None, None, "id", "applicant", "provenance", "reasons", "decision",
@@ -318,7 +316,7 @@ def hbase_writer(hbase_server):
 def test_save_accounts_for_every_item(hbase_writer, msgs):
     from concurrent.futures import ThreadPoolExecutor
 
-    from topology.agents.save import save_batch
+    from topology.stages.saving import save_batch
 
     with ThreadPoolExecutor(max_workers=1) as executor:
         events, dead, n = asyncio.run(save_batch(hbase_writer, executor, msgs, chunk=3, partitions=PARTITIONS,
@@ -336,7 +334,8 @@ def test_poison_between_valid_messages_on_one_partition_does_not_block_them(topo
     """Poison between valid applicants on partition 0 of applicants.raw (and of .clean): all valid ones arrive."""
     from aiokafka import AIOKafkaProducer
 
-    from topology.testdata import envelope, poison_messages
+    from deploy.poison import poison_messages
+    from tests.topology.messages import envelope
     from topology.topics import ensure_topics
 
     poison = poison_messages(random.Random(3))
@@ -350,7 +349,7 @@ def test_poison_between_valid_messages_on_one_partition_does_not_block_them(topo
         try:
             futs = []
             for n, app_id in enumerate(valid):
-                applicant = raw_applicant(app_id, random.Random(app_id))
+                applicant = raw_applicant(app_id)
                 value = envelope(applicant, app_id)
                 if n % 10 == 3:   # a 30-digit sequence in the envelope does not stop a valid applicant
                     value = value.replace(f'"seq":{app_id}'.encode(), f'"seq":"{seq_30}"'.encode())

@@ -1,15 +1,9 @@
-"""Settings from the environment, the backoff helper and the codec."""
+"""Settings from the environment."""
 
 from __future__ import annotations
 
-import asyncio
-import decimal
-import random
-
 import pytest
 
-from topology.codec import dumps, loads
-from topology.retry import backoff_delays, retry_forever
 from topology.settings import Settings, worker_environ
 
 
@@ -28,9 +22,22 @@ def test_environment_overrides_and_bad_values_are_refused():
     assert s.partitions == 8 and s.web_enabled and s.submit_batch_within == 0.5 and s.literal
     assert s.risk_api_url == "http://x:1"
     for env in ({"TOPIC_PARTITIONS": "four"}, {"TOPIC_PARTITIONS": "0"}, {"TOPOLOGY_MODE": "fast"},
-                {"KAFKA_BROKER": "127.0.0.1:9092"}, {"FAUST_WEB_ENABLED": "maybe"}):
+                {"KAFKA_BROKER": "http://127.0.0.1:9092"}, {"FAUST_WEB_ENABLED": "maybe"},
+                {"RISK_API_URL": "x:1"}, {"HBASE_PORT": "0"}):
         with pytest.raises(ValueError):
             Settings.from_env(env)
+
+
+def test_broker_addresses_are_one_parser_and_faust_gets_a_url():
+    assert Settings.from_env({"KAFKA_BROKER": "127.0.0.1:9092"}).broker == "kafka://127.0.0.1:9092"
+    assert Settings.from_env({"KAFKA_BROKER": "aiokafka://h1:1;h2:2"}).broker == "aiokafka://h1:1;h2:2"
+    from topology.topics import bootstrap_of
+    assert bootstrap_of("kafka://h1:1;h2:2/") == "h1:1,h2:2"
+
+
+def test_hbase_is_the_nested_hbase_settings():
+    s = Settings.from_env({"HBASE_HOST": "hb", "HBASE_PORT": "9095", "HBASE_TABLE_PREFIX": "t1"})
+    assert (s.hbase.host, s.hbase.port, s.hbase.table_prefix) == ("hb", 9095, "t1")
 
 
 def test_gc_thresholds_are_three_positive_ints():
@@ -48,35 +55,3 @@ def test_worker_environment_defaults_to_uvloop_unless_told_otherwise():
 
 def test_token_is_not_in_the_repr():
     assert "s3cret" not in repr(Settings.from_env({"RISK_API_TOKEN": "s3cret"}))
-
-
-def test_backoff_grows_with_jitter_and_stays_under_the_cap():
-    delays = [d for d, _ in zip(backoff_delays(0.1, 2.0, random.Random(1)), range(40))]
-    assert all(0.05 <= d <= 2.0 for d in delays)
-    assert max(delays[20:]) > max(delays[:3])
-    with pytest.raises(ValueError):
-        next(backoff_delays(0, 1))
-
-
-def test_retry_forever_retries_what_it_is_told_and_nothing_else():
-    calls = []
-
-    async def flaky():
-        calls.append(1)
-        if len(calls) < 3:
-            raise OSError("down")
-        return "ok"
-    assert asyncio.run(retry_forever(flaky, what="x", retry_on=(OSError,), base=0.01, cap=0.02)) == "ok"
-    assert len(calls) == 3
-
-    async def bug():
-        raise KeyError("bug")
-    with pytest.raises(KeyError):
-        asyncio.run(retry_forever(bug, what="x", retry_on=(OSError,), base=0.01, cap=0.02))
-
-
-def test_codec_round_trips_and_handles_decimal():
-    assert loads(dumps({"a": [1, 2.5, None, "é"]})) == {"a": [1, 2.5, None, "é"]}
-    assert loads(dumps({"d": decimal.Decimal("12.39")})) == {"d": 12.39}
-    from faust.serializers import codecs
-    assert codecs.loads("orjson", codecs.dumps("orjson", {"x": 1})) == {"x": 1}
