@@ -17,9 +17,9 @@ topics, consumer groups and HBase tables:
   stage handling one message at a time, one HTTP call and one HBase put per
   applicant, as the Storm bolts did;
 - with ``--baseline REV`` (``make bench BASELINE=REV``): the same pipeline
-  run by REV's workers (a git worktree of that commit, its own app module),
-  alternating with this tree's runs on the same stack and input: the figure
-  to show that a change made nothing slower;
+  run by REV's workers (a git worktree of that commit, its own app module)
+  and by this tree's, alternating, in 4 pairs of 100,000 applicants on the
+  same stack and input: the figure that shows a change made nothing slower;
 - raw broker pass-through on the same broker (TOPOLOGY_MODE=passthrough, 2
   workers): consume applicants.raw and produce the same records with no work,
   with the aiokafka consumer the pipeline uses (at least 100,000 records)
@@ -406,6 +406,8 @@ QUICK_RATES = (1000, 5000)
 GROWTH = (10_000, 100_000, 1_000_000)    # applicants per run for the growth series
 QUICK_GROWTH = (10_000,)                 # + the quick pipeline run (30,000)
 WARM_UP = 10_000                         # applicants in the uncounted first run on each stack
+BASELINE_PAIRS = 4                       # with --baseline: pairs of runs, this tree's and the baseline's
+BASELINE_N = 100_000                     # ... of at least this many applicants each
 
 
 @dataclass(frozen=True)
@@ -447,22 +449,36 @@ def half_rate(pipeline: list[float]) -> int:
     return max(100, int(round(statistics.median(pipeline) / 2, -2)))
 
 
+def pipeline_pairs(stack: Stack, baseline: Baseline | None, pairs: int, n: int) -> tuple[list[dict], list[dict]]:
+    """``pairs`` pipeline runs of ``n`` of this tree and, with a baseline, as many of the baseline's,
+    alternating which goes first so that neither side always follows the other."""
+    runs: dict[str, list[dict]] = {"new": [], "baseline": []}
+    for i in range(pairs):
+        order = ("new", "baseline") if i % 2 == 0 else ("baseline", "new")
+        for side in order if baseline is not None else ("new",):
+            base = baseline if side == "baseline" else None
+            runs[side].append(show_run(run_throughput(stack, "pipeline", n, 600, baseline=base)))
+    return runs["new"], runs["baseline"]
+
+
+def baseline_pairs(stack: Stack, plan: Plan) -> tuple[list[dict], list[dict]]:
+    """The side-by-side runs against the baseline commit: BASELINE_PAIRS pairs of at least BASELINE_N.
+
+    Apart from the pipeline repeats: a 30,000 run lasts ~3.5 s, where one late consumer-group join decides
+    the figure, and one quick repeat cannot show a few percent either way."""
+    return pipeline_pairs(stack, plan.baseline, BASELINE_PAIRS, max(plan.n_pipe, BASELINE_N))
+
+
 def measure(stack: Stack, plan: Plan) -> dict:
     """Every run of one stack: pipeline, its references, growth, the latency sweep and half the max rate."""
-    pipeline_runs, passthrough, faust_passthrough, literal, baseline_runs = [], [], [], [], []
+    passthrough, faust_passthrough, literal = [], [], []
     # The JVMs compile their hot paths during the first seconds under load, which cost several hundred us of
     # Kafka and HBase CPU per applicant in a 30,000 run: one run first, not counted, on every stack alike.
     print("  warm-up (not counted):", flush=True)
     show_run(run_throughput(stack, "pipeline", WARM_UP, 600))
-    for i in range(plan.repeats):
-        # With a baseline, the two sides alternate which goes first, so neither always follows the other.
-        order = ("new", "baseline") if i % 2 == 0 else ("baseline", "new")
-        for side in order if plan.baseline is not None else ("new",):
-            if side == "new":
-                pipeline_runs.append(show_run(run_throughput(stack, "pipeline", plan.n_pipe, 600)))
-            else:
-                baseline_runs.append(show_run(run_throughput(stack, "pipeline", plan.n_pipe, 600,
-                                                             baseline=plan.baseline)))
+    pipeline_runs, _ = pipeline_pairs(stack, None, plan.repeats, plan.n_pipe)
+    paired_runs, baseline_runs = baseline_pairs(stack, plan) if plan.baseline is not None else ([], [])
+    for _ in range(plan.repeats):
         # A raw pass-through of 30,000 lasts ~0.15 s: the second worker's join alone can double it,
         # so it gets at least 100,000 records.
         passthrough.append(show_run(run_throughput(stack, "passthrough", max(plan.n_pipe, 100_000), 600)))
@@ -477,8 +493,8 @@ def measure(stack: Stack, plan: Plan) -> dict:
     latency = [show_latency(run_latency(stack, rate, plan.latency_seconds)) for rate in plan.rates]
     pipeline = [r["per_second"] for r in pipeline_runs]
     half = show_latency(run_latency(stack, half_rate(pipeline), plan.latency_seconds))
-    return {"pipeline_runs": pipeline_runs, "baseline_runs": baseline_runs, "passthrough": passthrough, "faust_passthrough": faust_passthrough,
-            "literal": literal, "sizes": sizes, "latency": latency, "half": half}
+    return {"pipeline_runs": pipeline_runs, "paired_runs": paired_runs, "baseline_runs": baseline_runs, "passthrough": passthrough,
+            "faust_passthrough": faust_passthrough, "literal": literal, "sizes": sizes, "latency": latency, "half": half}
 
 
 def per_second(runs: list[dict]) -> list[float]:
@@ -523,11 +539,12 @@ def stack_figures(stack: Stack, m: dict) -> list[dict]:
     ]
     if m["baseline_runs"]:
         rev = m["baseline_runs"][0]["mode"].split("@", 1)[1]
-        figures.append(figure(tagged(f"pipeline applicants/s vs the same pipeline at commit {rev}", name), pipeline,
-                              "applicants/s", reference=f"commit {rev}, same stack and input",
+        n, paired = m["baseline_runs"][0]["n"], m["paired_runs"]
+        figures.append(figure(tagged(f"pipeline applicants/s ({n:,}) vs the same at commit {rev}", name),
+                              per_second(paired), "applicants/s", reference=f"commit {rev}, same stack and input",
                               reference_values=per_second(m["baseline_runs"])))
-        figures.append(figure(tagged(f"worker CPU us per applicant vs commit {rev}", name),
-                              worker_cpu(m["pipeline_runs"]), "us", higher_is_better=False,
+        figures.append(figure(tagged(f"worker CPU us per applicant ({n:,}) vs commit {rev}", name),
+                              worker_cpu(paired), "us", higher_is_better=False,
                               reference=f"commit {rev}", reference_values=worker_cpu(m["baseline_runs"])))
     if m["faust_passthrough"]:
         figures.append(figure(tagged("pipeline applicants/s vs pass-through (faust agent)", name), pipeline,
@@ -587,10 +604,12 @@ def summary(stack: Stack, figures: list[dict], m: dict) -> str:
 def run_part(stack: Stack, part: str, plan: Plan) -> None:
     """One part alone (--only), printed and not written."""
     if part == "pipeline":
-        for _ in range(plan.repeats):
-            show_run(run_throughput(stack, "pipeline", plan.n_pipe, 600))
-            if plan.baseline is not None:
-                show_run(run_throughput(stack, "pipeline", plan.n_pipe, 600, baseline=plan.baseline))
+        new, base = pipeline_pairs(stack, plan.baseline, plan.repeats, plan.n_pipe)
+        if base:
+            med = statistics.median
+            print(f"  median {med(per_second(new)):,.0f}/s against {med(per_second(base)):,.0f}/s at "
+                  f"{base[0]['mode']}; worker CPU {med(worker_cpu(new)):.1f} against {med(worker_cpu(base)):.1f} "
+                  "us per applicant", flush=True)
     elif part == "growth":
         for n in plan.growth:
             show_run(run_throughput(stack, "pipeline", n, 3600))
@@ -606,8 +625,8 @@ def run_part(stack: Stack, part: str, plan: Plan) -> None:
 @click.option("--only", type=click.Choice(["pipeline", "latency", "growth"]), default=None,
               help="Run only this part (no result file is written).")
 @click.option("--baseline", envvar="BENCH_BASELINE", default=None,
-              help="Also run this commit's workers (a git revision) on each pipeline repeat, side by side "
-                   "[env BENCH_BASELINE].")
+              help="Also run this commit's workers (a git revision), alternating with this tree's, in "
+                   f"{BASELINE_PAIRS} pairs of {BASELINE_N:,} applicants [env BENCH_BASELINE].")
 @STACK_OPTION
 def main(quick: bool, repeats: int | None, n: int | None, only: str | None, baseline: str | None,
          stack: str) -> None:
@@ -626,7 +645,7 @@ def main(quick: bool, repeats: int | None, n: int | None, only: str | None, base
                 these = stack_figures(s, m)    # while the servers run: their RSS after the benchmark
                 notes.append(summary(s, these, m))
             figures += these
-            runs[name] = [*m["pipeline_runs"], *m["baseline_runs"], *m["passthrough"], *m["faust_passthrough"], *m["literal"],
+            runs[name] = [*m["pipeline_runs"], *m["paired_runs"], *m["baseline_runs"], *m["passthrough"], *m["faust_passthrough"], *m["literal"],
                           *(r for k, r in sorted(m["sizes"].items()) if k != plan.n_pipe)]
             latency[name] = [*m["latency"], m["half"]]
     if only:
