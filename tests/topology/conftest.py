@@ -13,6 +13,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from credit_core.broker import bootstrap_servers
 from deploy.apache_servers import HBaseThrift
 from deploy.services import FaustWorker, HBaseServer, free_port, wait_for
 from deploy.services import risk_api as risk_api_service
@@ -115,7 +116,7 @@ class Topology:
 
     @property
     def bootstrap(self) -> str:
-        return self.settings.broker.split("://", 1)[1]
+        return bootstrap_servers(self.settings.broker)
 
     def read_topic(self, topic: str) -> list:
         """Every message of a topic from the beginning (key, value bytes)."""
