@@ -349,7 +349,7 @@ def test_errors_and_connection_survives(servers, case):
     agree(servers, scenario)
 
 
-# -- known differences (hbase_helper/server.py lists them) ----------------------------------------
+# -- known differences (hbase_emulator/server.py lists them) ----------------------------------------
 def test_known_difference_versions_beyond_max_versions_in_time_range_reads(servers):
     """HBase keeps every version in its memstore until a flush: a time-range read still finds a version
     beyond max_versions. The emulator prunes at write, as HBase does on flush."""
