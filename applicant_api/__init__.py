@@ -1,1 +1,1 @@
-"""Applicant data: MySQL schema, LendingClub import, synthetic data and the applicant API."""
+"""The applicant data API: MySQL schema and pool, the LendingClub importer and the Flask app."""

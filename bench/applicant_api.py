@@ -37,7 +37,8 @@ TOKEN = "bench-" + os.urandom(12).hex()
 
 
 def load_rows(url: str, rows: int, folder: Path) -> int:
-    from applicant_api import importer, synthetic
+    from applicant_api import importer
+    from credit_core import synthetic
 
     csv = folder / "applicants.csv"
     synthetic.generate(csv, rows=rows, seed=7)

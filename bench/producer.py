@@ -27,9 +27,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from applicant_api import db, schema
 from bench.applicant_api import TOKEN, load_rows, start_gunicorn
 from bench.common import figure, write_result
+from credit_core.messages.envelope import build_message
 from deploy.services import Broker, MariaDB, free_port
 from producer.api_client import ApiClient
-from credit_core.messages.envelope import build_message
 from producer.producer import publish, run_producer
 from producer.settings import load_settings
 
