@@ -20,11 +20,15 @@ delivered again). Installed through the transport
 
 from __future__ import annotations
 
+import logging
 from typing import Mapping
 
+from aiokafka.errors import IllegalStateError
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from topology.worker.commits import ContiguousCommitConsumer
+
+logger = logging.getLogger(__name__)
 
 
 def never_committed(committed: Mapping) -> list:
@@ -46,7 +50,11 @@ class TopologyConsumerThread(AIOKafkaConsumerThread):
         committed = await super().seek_to_committed()
         fresh = never_committed(committed)
         if fresh:
-            await self.seek_to_beginning(*fresh)
+            try:
+                await self.seek_to_beginning(*fresh)
+            except IllegalStateError as exc:
+                # Revoked again in between: not ours now; the next assignment seeks afresh.
+                logger.info("seek to the beginning of %s skipped: %s", fresh, exc)
         return committed
 
 
