@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import Awaitable, Callable, Iterator, TypeVar
+from typing import Awaitable, Callable, TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -41,17 +41,6 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempt = 0
-
-
-def backoff_delays(base: float = DEFAULT_BASE, cap: float = DEFAULT_CAP,
-                   rng: random.Random | None = None) -> Iterator[float]:
-    """Endless ``Backoff`` delays (ValueError at once unless 0 < base <= cap)."""
-    backoff = Backoff(base, cap, rng)
-
-    def delays() -> Iterator[float]:
-        while True:
-            yield backoff.next_delay()
-    return delays()
 
 
 def _describe(exc: BaseException) -> str:

@@ -8,15 +8,16 @@ import random
 
 import pytest
 
-from credit_core.retry import Backoff, backoff_delays, retry_forever
+from credit_core.retry import Backoff, retry_forever
 
 
 def test_backoff_grows_with_jitter_and_stays_under_the_cap():
-    delays = [d for d, _ in zip(backoff_delays(0.1, 2.0, random.Random(1)), range(40))]
+    backoff = Backoff(0.1, 2.0, random.Random(1))
+    delays = [backoff.next_delay() for _ in range(40)]
     assert all(0.05 <= d <= 2.0 for d in delays)
     assert max(delays[20:]) > max(delays[:3])
     with pytest.raises(ValueError):
-        next(backoff_delays(0, 1))
+        Backoff(0, 1)
 
 
 def test_retry_forever_retries_what_it_is_told_and_nothing_else():

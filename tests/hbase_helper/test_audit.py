@@ -11,12 +11,10 @@ import pytest
 
 from hbase_helper import layout
 from hbase_helper.audit import get_decision, parse_time, scan_decisions
+from tests.hbase_helper.rows import without_store_fields
 
 T0 = 1_717_243_200_000  # 2024-06-01T12:00:00Z
 
-
-def _stored(row: dict) -> dict:
-    return {k: v for k, v in row.items() if k not in layout.STORE_FIELDS}
 
 
 @pytest.fixture
@@ -36,7 +34,7 @@ def _expected(written, start, stop, decision=None):
 
 
 def test_get_is_one_get_of_what_was_written(store_conn, audit_written):
-    assert _stored(get_decision(store_conn, 17)) == audit_written[17]
+    assert without_store_fields(get_decision(store_conn, 17)) == audit_written[17]
     assert get_decision(store_conn, 1000) is None
 
 
@@ -45,7 +43,7 @@ def test_scan_returns_the_range_in_time_order(store_conn, audit_written):
     rows = list(scan_decisions(store_conn, start, stop))
     assert [r["id"] for r in rows] == _expected(audit_written, start, stop)
     assert len(rows) == 30
-    assert [_stored(r) for r in rows] == [audit_written[r["id"]] for r in rows]
+    assert [without_store_fields(r) for r in rows] == [audit_written[r["id"]] for r in rows]
     times = [r["provenance"]["timestamp_ms"] for r in rows]
     assert times == sorted(times) and times[0] == start and times[-1] == stop - 1000
 
@@ -110,7 +108,7 @@ def test_cli_get_prints_what_was_written(audit_env, audit_written):
     lines = result.stdout.splitlines()
     assert len(lines) == 1
     row = orjson.loads(lines[0])
-    assert _stored(row) == audit_written[17]
+    assert without_store_fields(row) == audit_written[17]
     assert row["row_key"] == layout.row_key(17).decode()
 
     missing = _cli(audit_env, "get", "999")
@@ -123,7 +121,7 @@ def test_cli_scan_by_time_with_decision_and_limit(audit_env, audit_written):
     assert result.returncode == 0, result.stderr
     rows = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert [r["id"] for r in rows] == _expected(audit_written, T0 + 5_000, T0 + 20_000)
-    assert [_stored(r) for r in rows] == [audit_written[r["id"]] for r in rows]
+    assert [without_store_fields(r) for r in rows] == [audit_written[r["id"]] for r in rows]
 
     result = _cli(audit_env, "scan", "--from", "2024-06-01", "--to", "2024-06-02", "--decision", "decline",
                   "--limit", "4")

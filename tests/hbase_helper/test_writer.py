@@ -7,16 +7,13 @@ import time
 
 import pytest
 
+from credit_core.messages.decision import DecisionError
 from deploy.services import free_port
 from hbase_helper import layout
-from credit_core.messages.decision import DecisionError
 from hbase_helper.settings import HBaseSettings
 from hbase_helper.writer import DecisionWriter, count_rows, read_decision
+from tests.hbase_helper.rows import without_store_fields
 
-
-def _stored(row: dict) -> dict:
-    """A read-back without the fields the store adds."""
-    return {k: v for k, v in row.items() if k not in layout.STORE_FIELDS}
 
 
 def test_write_then_read_returns_what_was_written(store_writer, store_make_decision):
@@ -26,7 +23,7 @@ def test_write_then_read_returns_what_was_written(store_writer, store_make_decis
     after = time.time_ns() // 1_000_000
     for decision in decisions:
         row = store_writer.read_decision(decision["id"])
-        assert _stored(row) == decision
+        assert without_store_fields(row) == decision
         assert before <= row["saved_at"] <= after
         assert row["row_key"] == layout.row_key(decision["id"]).decode()
     assert store_writer.read_decision(31) is None
@@ -51,7 +48,7 @@ def test_replay_overwrites_its_own_rows_without_duplicates(store_writer, store_m
     assert store_writer.count_rows(layout.INDEX_TABLE) == 20
     for decision in replay:
         row = store_writer.read_decision(decision["id"])
-        assert _stored(row) == decision
+        assert without_store_fields(row) == decision
         assert row["risk_band"] is None and row["applicant"]["emp_title"] is None
 
 

@@ -85,4 +85,3 @@ def test_a_finished_run_has_committed_every_internal_partition(topology, workloa
         wait_for(all_committed, 30, interval=1.0, what="commits over every internal partition")
     except TimeoutError:
         raise AssertionError(f"(committed, end) of partitions not committed to their end: {lagging}") from None
-
