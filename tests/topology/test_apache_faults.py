@@ -12,7 +12,7 @@ from deploy.services import wait_for
 
 pytestmark = pytest.mark.apache_only
 
-APPLICANTS = 10_000
+APPLICANTS = 30_000   # at 10,000 the run (faster once commits and rebalances worked) could end before the fault
 
 
 def _run_through(topology_on, stack_servers, risk_api, workload, fault) -> None:
