@@ -27,6 +27,19 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null
 fi
 
+# Operations: Prometheus (promtool checks the alert rules; the local stack runs its own server), Debian's
+# Chromium (the dashboard's browser tests drive it through Playwright; no browser download) and Chart.js
+# (the dashboard serves it itself: nothing comes from a CDN).
+missing=()
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ -f /usr/share/javascript/chart.js/chart.min.js ] || missing+=(libjs-chart.js)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]} (no system service is started)" >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
 # The apache stack (Apache Kafka, Apache HBase from Maven Central jars) needs Java 17+ and Maven.
 java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1; }
 if [ "$APACHE" = 1 ] && { ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ] 2>/dev/null || ! command -v mvn >/dev/null 2>&1; }; then
