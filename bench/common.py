@@ -45,8 +45,10 @@ def stats(values: list[float]) -> dict:
 
 def figure(name: str, values: list[float], unit: str, *, reference: str | None = None,
            reference_values: list[float] | None = None, higher_is_better: bool = True,
-           target: float | None = None) -> dict:
-    """One reported figure with its side-by-side reference; ratio = median / reference median."""
+           target: float | None = None, target_ratio: float | None = None) -> dict:
+    """One reported figure with its side-by-side reference; ratio = median / reference median.
+
+    ``target_ratio``: the ratio the figure must reach (at least it when higher is better, at most it when not)."""
     out = {"name": name, "unit": unit, **stats(values), "higher_is_better": higher_is_better}
     if reference_values:
         ref = stats(reference_values)
@@ -55,6 +57,9 @@ def figure(name: str, values: list[float], unit: str, *, reference: str | None =
     if target is not None:
         out["target"] = target
         out["meets_target"] = out["median"] >= target if higher_is_better else out["median"] <= target
+    if target_ratio is not None and out.get("ratio") is not None:
+        out["target_ratio"] = target_ratio
+        out["meets_target"] = out["ratio"] >= target_ratio if higher_is_better else out["ratio"] <= target_ratio
     return out
 
 

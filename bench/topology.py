@@ -20,6 +20,9 @@ topics, consumer groups and HBase tables:
   run by REV's workers (a git worktree of that commit, its own app module)
   and by this tree's, alternating, in 4 pairs of 100,000 applicants on the
   same stack and input: the figure that shows a change made nothing slower;
+- the metrics overhead: the same pipeline with the workers' Prometheus metrics
+  on and with METRICS_ENABLED=false, alternating, in 4 pairs of 100,000
+  applicants (``--only metrics`` runs just these): on may be at most 3% slower;
 - raw broker pass-through on the same broker (TOPOLOGY_MODE=passthrough, 2
   workers): consume applicants.raw and produce the same records with no work,
   with the aiokafka consumer the pipeline uses (at least 100,000 records)
@@ -408,6 +411,8 @@ QUICK_GROWTH = (10_000,)                 # + the quick pipeline run (30,000)
 WARM_UP = 10_000                         # applicants in the uncounted first run on each stack
 BASELINE_PAIRS = 4                       # with --baseline: pairs of runs, this tree's and the baseline's
 BASELINE_N = 100_000                     # ... of at least this many applicants each
+METRICS_TARGET_RATIO = 0.97             # issue 13: metrics on at most 3% slower than off
+METRICS_PAIRS = 4                        # pairs of runs with the workers' metrics on and off (BASELINE_N each)
 
 
 @dataclass(frozen=True)
@@ -461,6 +466,18 @@ def pipeline_pairs(stack: Stack, baseline: Baseline | None, pairs: int, n: int) 
     return runs["new"], runs["baseline"]
 
 
+def metrics_pairs(stack: Stack, plan: Plan) -> tuple[list[dict], list[dict]]:
+    """The metrics overhead: METRICS_PAIRS pairs of at least BASELINE_N, the workers' metrics on against
+    METRICS_ENABLED=false, alternating which goes first."""
+    n = max(plan.n_pipe, BASELINE_N)
+    runs: dict[str, list[dict]] = {"on": [], "off": []}
+    for i in range(METRICS_PAIRS):
+        for side in ("on", "off") if i % 2 == 0 else ("off", "on"):
+            extra = {} if side == "on" else {"METRICS_ENABLED": "false"}
+            runs[side].append(show_run(run_throughput(stack, "pipeline", n, 600, **extra)))
+    return runs["on"], runs["off"]
+
+
 def baseline_pairs(stack: Stack, plan: Plan) -> tuple[list[dict], list[dict]]:
     """The side-by-side runs against the baseline commit: BASELINE_PAIRS pairs of at least BASELINE_N.
 
@@ -478,6 +495,7 @@ def measure(stack: Stack, plan: Plan) -> dict:
     show_run(run_throughput(stack, "pipeline", WARM_UP, 600))
     pipeline_runs, _ = pipeline_pairs(stack, None, plan.repeats, plan.n_pipe)
     paired_runs, baseline_runs = baseline_pairs(stack, plan) if plan.baseline is not None else ([], [])
+    metrics_on, metrics_off = metrics_pairs(stack, plan)
     for _ in range(plan.repeats):
         # A raw pass-through of 30,000 lasts ~0.15 s: the second worker's join alone can double it,
         # so it gets at least 100,000 records.
@@ -493,7 +511,8 @@ def measure(stack: Stack, plan: Plan) -> dict:
     latency = [show_latency(run_latency(stack, rate, plan.latency_seconds)) for rate in plan.rates]
     pipeline = [r["per_second"] for r in pipeline_runs]
     half = show_latency(run_latency(stack, half_rate(pipeline), plan.latency_seconds))
-    return {"pipeline_runs": pipeline_runs, "paired_runs": paired_runs, "baseline_runs": baseline_runs, "passthrough": passthrough,
+    return {"pipeline_runs": pipeline_runs, "paired_runs": paired_runs, "baseline_runs": baseline_runs,
+            "metrics_on": metrics_on, "metrics_off": metrics_off, "passthrough": passthrough,
             "faust_passthrough": faust_passthrough, "literal": literal, "sizes": sizes, "latency": latency, "half": half}
 
 
@@ -546,6 +565,13 @@ def stack_figures(stack: Stack, m: dict) -> list[dict]:
         figures.append(figure(tagged(f"worker CPU us per applicant ({n:,}) vs commit {rev}", name),
                               worker_cpu(paired), "us", higher_is_better=False,
                               reference=f"commit {rev}", reference_values=worker_cpu(m["baseline_runs"])))
+    n = m["metrics_on"][0]["n"]
+    figures.append(figure(tagged(f"pipeline applicants/s ({n:,}) with metrics on vs off", name),
+                          per_second(m["metrics_on"]), "applicants/s", reference="METRICS_ENABLED=false, same run",
+                          reference_values=per_second(m["metrics_off"]), target_ratio=METRICS_TARGET_RATIO))
+    figures.append(figure(tagged(f"worker CPU us per applicant ({n:,}) with metrics on vs off", name),
+                          worker_cpu(m["metrics_on"]), "us", higher_is_better=False,
+                          reference="METRICS_ENABLED=false", reference_values=worker_cpu(m["metrics_off"])))
     if m["faust_passthrough"]:
         figures.append(figure(tagged("pipeline applicants/s vs pass-through (faust agent)", name), pipeline,
                               "applicants/s", reference="raw pass-through, faust agent",
@@ -610,6 +636,12 @@ def run_part(stack: Stack, part: str, plan: Plan) -> None:
             print(f"  median {med(per_second(new)):,.0f}/s against {med(per_second(base)):,.0f}/s at "
                   f"{base[0]['mode']}; worker CPU {med(worker_cpu(new)):.1f} against {med(worker_cpu(base)):.1f} "
                   "us per applicant", flush=True)
+    elif part == "metrics":
+        on, off = metrics_pairs(stack, plan)
+        med = statistics.median
+        print(f"  metrics on: median {med(per_second(on)):,.0f}/s against {med(per_second(off)):,.0f}/s off "
+              f"(ratio {med(per_second(on)) / med(per_second(off)):.3f}); worker CPU {med(worker_cpu(on)):.1f} "
+              f"against {med(worker_cpu(off)):.1f} us per applicant", flush=True)
     elif part == "growth":
         for n in plan.growth:
             show_run(run_throughput(stack, "pipeline", n, 3600))
@@ -622,7 +654,7 @@ def run_part(stack: Stack, part: str, plan: Plan) -> None:
 @click.option("--quick", is_flag=True, help="Small runs, one repeat (about 1.5 minutes a stack, plus JVM start-up).")
 @click.option("--repeats", type=int, default=None, help="Pipeline runs (and their references) per stack.")
 @click.option("-n", "n", type=int, default=None, help="Applicants per pipeline run.")
-@click.option("--only", type=click.Choice(["pipeline", "latency", "growth"]), default=None,
+@click.option("--only", type=click.Choice(["pipeline", "latency", "growth", "metrics"]), default=None,
               help="Run only this part (no result file is written).")
 @click.option("--baseline", envvar="BENCH_BASELINE", default=None,
               help="Also run this commit's workers (a git revision), alternating with this tree's, in "
@@ -645,7 +677,8 @@ def main(quick: bool, repeats: int | None, n: int | None, only: str | None, base
                 these = stack_figures(s, m)    # while the servers run: their RSS after the benchmark
                 notes.append(summary(s, these, m))
             figures += these
-            runs[name] = [*m["pipeline_runs"], *m["paired_runs"], *m["baseline_runs"], *m["passthrough"], *m["faust_passthrough"], *m["literal"],
+            runs[name] = [*m["pipeline_runs"], *m["paired_runs"], *m["baseline_runs"], *m["metrics_on"],
+                          *m["metrics_off"], *m["passthrough"], *m["faust_passthrough"], *m["literal"],
                           *(r for k, r in sorted(m["sizes"].items()) if k != plan.n_pipe)]
             latency[name] = [*m["latency"], m["half"]]
     if only:
