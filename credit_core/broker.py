@@ -7,12 +7,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from credit_core.config import Parser, Settings, Spec, setting, text
+from credit_core.config import Parser, Settings, Spec, boolean, setting, text
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_KAFKA_BROKER = "kafka://127.0.0.1:9092"   # KAFKA_BROKER (kafka://host:port[,host:port...])
 DEFAULT_TOPIC_RAW = "applicants.raw"             # TOPIC_RAW (RAW_TOPIC, the producer's old name, until the next release)
+DEFAULT_TOPIC_DLQ = "applicants.dlq"             # TOPIC_DLQ
+DEFAULT_END_OFFSETS_RELIABLE = True              # KAFKA_END_OFFSETS_RELIABLE (false on Tansu)
 SCHEMES = ("kafka", "aiokafka")                   # faust's names for its Kafka driver
 EXPECTED = "kafka://host:port[,host:port...]"
 
@@ -62,6 +64,11 @@ class BrokerURL(Parser):
 KAFKA_BROKER = Spec("KAFKA_BROKER", DEFAULT_KAFKA_BROKER, BrokerURL())
 # The producer writes applicants here and the workers read them: one variable for both.
 TOPIC_RAW = Spec("TOPIC_RAW", DEFAULT_TOPIC_RAW, text(nonempty=True), deprecated=("RAW_TOPIC",))
+# The workers write dead letters here; the DLQ tool (credit_core.dlq, `python -m deploy dlq`) reads them.
+TOPIC_DLQ = Spec("TOPIC_DLQ", DEFAULT_TOPIC_DLQ, text(nonempty=True))
+# Whether the broker's end offsets (ListOffsets) can be trusted: Tansu's are wrong (DESIGN.md), so the
+# embedded stack sets false and readers fall back to reading until the topic stays empty.
+KAFKA_END_OFFSETS_RELIABLE = Spec("KAFKA_END_OFFSETS_RELIABLE", DEFAULT_END_OFFSETS_RELIABLE, boolean())
 
 
 @dataclass(frozen=True, kw_only=True)

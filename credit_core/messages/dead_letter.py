@@ -1,5 +1,11 @@
 """The applicants.dlq record: why a message failed, at which stage, where it came from and its original bytes.
 
+``source`` is where the failed message came from: the raw record (topic,
+partition, offset, timestamp_ms) for the filter stage, the item's provenance
+for later stages; a record that was replayed from the DLQ adds ``attempt``,
+``replayed_from`` and ``replay_run`` there (``credit_core.messages.envelope``).
+``credit_core.dlq.records`` reads these records back.
+
 ``dead_letter`` never raises: when the full record cannot be serialised it
 falls back to ``minimal_dlq_record`` (plain strings and 64-bit ints only).
 """
@@ -61,6 +67,19 @@ def _small_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63 else None
 
 
+def _replay_of(src: Mapping[str, Any]) -> dict[str, Any]:
+    """The replay provenance (``credit_core.messages.envelope.replay_provenance``) a minimal record keeps."""
+    out: dict[str, Any] = {}
+    attempt = _small_int(src.get("attempt"))
+    if attempt is not None:
+        out["attempt"] = attempt
+    for name in ("replayed_from", "replay_run"):
+        value = src.get(name)
+        if isinstance(value, str):
+            out[name] = value[:400]
+    return out
+
+
 def minimal_dlq_record(*, stage: str, reason: str, src: Any, original: Any, key: Any, max_original: int,
                        failure: str) -> dict[str, Any]:
     """The dead letter written when the full one cannot be built or serialised: plain strings and 64-bit ints only."""
@@ -82,7 +101,7 @@ def minimal_dlq_record(*, stage: str, reason: str, src: Any, original: Any, key:
         "key": base64.b64encode(bytes(key[:1024])).decode("ascii") if key is not None else None,
         "source": {"topic": topic[:255] if isinstance(topic, str) else None,
                    "partition": _small_int(src.get("partition")), "offset": _small_int(src.get("offset")),
-                   "timestamp_ms": _small_int(src.get("timestamp_ms"))},
+                   "timestamp_ms": _small_int(src.get("timestamp_ms")), **_replay_of(src)},
         "failed_at": now_ms(),
     }
 

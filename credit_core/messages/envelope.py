@@ -2,6 +2,17 @@
 
 ``build_message`` is the producer's side, ``parse`` the cleaning stage's:
 a value that is a bare applicant object (no envelope) is accepted too.
+
+A dead letter replayed to applicants.raw (``python -m deploy dlq replay``)
+carries its replay provenance in Kafka record headers, not in the value: a
+replayed value may be the dead letter's original bytes, which need not be
+JSON.  ``replay_headers`` writes them, ``replay_provenance`` reads them into
+the provenance keys ``attempt`` (2 for the first replay: the record failed
+once), ``replayed_from`` (the dead letter, ``topic/partition/offset``) and
+``replay_run``; the cleaning stage adds them to the item's provenance (so
+they reach HBase) and to the source of a new dead letter (so a record that
+fails again says which attempt it was).  A first delivery has no headers:
+attempt 1.
 """
 
 from __future__ import annotations
@@ -14,6 +25,60 @@ from credit_core.messages.keys import MAX_APP_ID, plain_int
 
 # What the producer moves from the API's applicant into the provenance (besides its own fetched_at).
 STORE_PROVENANCE = ("seq", "source", "created_at")
+
+# The replay headers of an applicants.raw record and the provenance key each one fills.
+ATTEMPT_HEADER = "credit-attempt"              # ASCII decimal, >= 2
+REPLAYED_FROM_HEADER = "credit-replayed-from"  # the dead letter replayed: "<dlq topic>/<partition>/<offset>"
+REPLAY_RUN_HEADER = "credit-replay-run"        # the replay run's id
+REPLAY_KEYS = {ATTEMPT_HEADER: "attempt", REPLAYED_FROM_HEADER: "replayed_from", REPLAY_RUN_HEADER: "replay_run"}
+MAX_ATTEMPT = 1_000_000
+MAX_HEADER_TEXT = 400                          # a topic name (<= 249) plus two numbers, with room
+
+
+def replay_headers(*, attempt: int, replayed_from: str, run: str) -> list[tuple[str, bytes]]:
+    """The headers of a replayed applicants.raw record (see the module docstring)."""
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or not 2 <= attempt <= MAX_ATTEMPT:
+        raise ValueError(f"attempt must be an int in 2..{MAX_ATTEMPT}, got {attempt!r}")
+    return [(ATTEMPT_HEADER, str(attempt).encode()), (REPLAYED_FROM_HEADER, replayed_from.encode()),
+            (REPLAY_RUN_HEADER, run.encode())]
+
+
+def _header_text(value: Any) -> str | None:
+    if not isinstance(value, (bytes, bytearray)) or not 0 < len(value) <= MAX_HEADER_TEXT:
+        return None
+    try:
+        text = bytes(value).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if text.isprintable() else None
+
+
+def replay_provenance(headers: Any) -> dict[str, Any]:
+    """The provenance keys (attempt, replayed_from, replay_run) a record's replay headers give; {} for none.
+
+    ``headers`` as aiokafka gives them (a sequence of (name, bytes)) or faust (that, or a mapping). A header
+    that is malformed (not UTF-8, too long, an attempt that is not a plain number in 2..MAX_ATTEMPT) is
+    ignored: any bytes may come from a producer, and none of them may fail the record.
+    """
+    out: dict[str, Any] = {}
+    try:
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        for name, value in pairs:
+            key = REPLAY_KEYS.get(name) if isinstance(name, str) else None
+            if key is None:
+                continue
+            text = _header_text(value)
+            if text is None:
+                continue
+            if key == "attempt":
+                if not (text.isascii() and text.isdigit() and len(text) <= 7 and 2 <= int(text) <= MAX_ATTEMPT):
+                    continue
+                out[key] = int(text)
+            else:
+                out[key] = text
+    except (TypeError, ValueError):
+        return {}
+    return out
 
 
 def build_message(applicant: dict[str, Any], fetched_at: str) -> tuple[bytes, bytes]:

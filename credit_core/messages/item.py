@@ -7,6 +7,8 @@ placement holds for each applicant (with ``STAGE_BATCH=1`` each message is
 exactly one applicant keyed by its id).
 
 An item: ``{"id", "applicant": cleaned record, "provenance", "ingested_at"}``.
+``raw_message`` turns an item (or a decision) back into the applicants.raw
+message that starts its applicant over (the replay of a dead letter).
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from typing import Any, Mapping
 
 from credit_core.clock import MAX_TIME_MS
 from credit_core.fields import MAX_INT
-from credit_core.jsoncodec import dumps
+from credit_core.jsoncodec import dumps, loads
 from credit_core.messages.dead_letter import reason_text
-from credit_core.messages.keys import MAX_APP_ID, is_app_id, plain_int
+from credit_core.messages.keys import MAX_APP_ID, id_key, is_app_id, plain_int
 
 PROVENANCE_KEYS = ("source", "seq", "fetched_at", "created_at")
 MAX_SEQ = MAX_INT           # the producer's sequence, a BIGINT too
@@ -69,6 +71,38 @@ def clean_item(record: dict[str, Any], envelope_provenance: Any, src: Mapping[st
     """The item for a cleaned record (``credit_core.fields.clean_record``'s output) from the raw message at ``src``."""
     return {"id": record["id"], "applicant": record, "provenance": provenance(envelope_provenance, src, ingested_at),
             "ingested_at": ingested_at}
+
+
+def raw_message(item: Mapping[str, Any]) -> tuple[bytes, bytes]:
+    """(key, value) of the applicants.raw message that takes ``item``'s applicant through the pipeline again
+    from the start: the producer's envelope around the item's (cleaned) applicant and producer provenance.
+
+    For a dead letter of a later stage (decision, submit, save), whose
+    original is an item or a decision rather than a raw message: cleaning is
+    idempotent (a cleaned record cleans to itself), so the filter stage takes
+    the applicant back, and the producer's ``seq``, ``source``,
+    ``fetched_at`` and ``created_at`` order it with its earlier records in
+    HBase.  Where the item was (topic, partition, offset, attempt...) is not
+    carried: the new raw record has its own, and the replay headers say the
+    rest.  A reconciliation's ``replay`` marker (kept as a JSON string) is
+    carried back as the object it was.  KeyError/TypeError when ``item``
+    has no applicant object; orjson's TypeError when it cannot be written.
+    """
+    applicant = item["applicant"]
+    if not isinstance(applicant, Mapping):
+        raise TypeError("the item's applicant is not an object")
+    prov = item.get("provenance")
+    prov = prov if isinstance(prov, Mapping) else {}
+    producer: dict[str, Any] = {k: prov[k] for k in PROVENANCE_KEYS if prov.get(k) is not None}
+    marker = prov.get("replay")
+    if isinstance(marker, str):
+        try:
+            marker = loads(marker)
+        except Exception:
+            marker = None
+    if isinstance(marker, Mapping):
+        producer["replay"] = dict(marker)
+    return id_key(item["id"]), dumps({"applicant": dict(applicant), "provenance": producer})
 
 
 def id_error(item: Any) -> str | None:
