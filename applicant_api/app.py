@@ -14,10 +14,12 @@ from applicant_api import api, auth, health, openapi
 from applicant_api.jsonio import error_response
 from applicant_api.pool import ConnectionPool, PoolTimeout
 from applicant_api.settings import Settings, load_settings
+from credit_core import http_metrics
 
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER = {"Retry-After": "1"}
+SERVICE = "applicant_api"          # the service label of its metrics
 
 
 @dataclass
@@ -46,6 +48,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                           lock_wait=settings.lock_wait)
     app.extensions["applicant_api"] = AppState(settings=settings, pool=pool)
 
+    http_metrics.install(app, SERVICE)   # GET /metrics, open like /health
     auth.install(app, settings.token, enabled=settings.auth)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)

@@ -1,4 +1,4 @@
-"""Bearer-token authentication on every route except the open ones (/health)."""
+"""Bearer-token authentication on every route except the open ones (/health, /metrics)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from applicant_api.jsonio import error_response
 
 logger = logging.getLogger(__name__)
 
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", "/metrics"})   # /metrics: counts only, for Prometheus
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="applicant_api"'}
 
 

@@ -231,6 +231,16 @@ def build_spec(settings: Settings) -> dict[str, Any]:
                                   "503": {**_json("the database does not answer", "Health"), "headers": _RETRY}},
                 },
             },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus metrics: request counts and durations by route (no authentication)",
+                    "security": [],
+                    "responses": {"200": {"description": "the Prometheus text exposition format",
+                                          "content": {"text/plain": {"schema": {"type": "string"}}}},
+                                  **_SERVER_ERRORS},
+                },
+            },
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",

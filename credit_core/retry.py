@@ -53,12 +53,14 @@ async def retry_forever(fn: Callable[[], Awaitable[T]], *, what: str,
                         base: float = DEFAULT_BASE, cap: float = DEFAULT_CAP,
                         log: logging.Logger = logger,
                         describe: Callable[[BaseException], str] = _describe,
-                        level: Callable[[BaseException], int] | None = None) -> T:
+                        level: Callable[[BaseException], int] | None = None,
+                        on_retry: Callable[[BaseException], None] | None = None) -> T:
     """Await ``fn()`` until it succeeds; exceptions in ``retry_on`` are logged and retried after a backoff.
 
     ``give_up`` exceptions propagate even when ``retry_on`` covers them (a
     failure no retry can fix); so does cancellation.  ``level(exc)`` picks
-    the log level of a failure (WARNING by default).
+    the log level of a failure (WARNING by default); ``on_retry(exc)`` is
+    called for each failure that will be retried (a metric's count).
     """
     backoff = None
     while True:
@@ -72,6 +74,8 @@ async def retry_forever(fn: Callable[[], Awaitable[T]], *, what: str,
             if backoff is None:
                 backoff = Backoff(base, cap)
             delay = backoff.next_delay()
+            if on_retry is not None:
+                on_retry(exc)
             log.log(logging.WARNING if level is None else level(exc),
                     "%s failed (attempt %d): %s; retrying in %.2fs", what, backoff.attempt, describe(exc), delay)
             await asyncio.sleep(delay)

@@ -9,12 +9,14 @@ import time
 import click
 
 from applicant_api.schema import reset_db
-from deploy.local import Stack, down, up
+from deploy.local import Stack, down, health_lines, monitoring_lines, up
+from deploy.services import FaustWorker, WorkerHealth
 from deploy.tally import OutcomeTally
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_IMPORT_BATCH = 2_000
+HEALTH_POLL_EVERY = 1.0     # seconds between two rounds of GET /health on the workers while the job waits
 
 
 def reset_state(stack: Stack) -> None:
@@ -73,8 +75,12 @@ def run_job(stack: Stack, *, applicants: int, dirty: float, seed: int, keep_runn
         broker_pid = stack.broker.pid()
         with OutcomeTally(stack.broker.bootstrap) as tally:
             up(stack, stack.applications)
+            up(stack, stack.monitoring)
+            for line in monitoring_lines(stack):
+                click.echo(line, err=True)
             tally.wait_for(imported, stall_timeout=stall_timeout,
-                           on_stall=lambda: _explain_stall(stack, broker_pid))
+                           on_stall=lambda: _explain_stall(stack, broker_pid),
+                           watch=CrashWatch(stack.workers))
             seconds = time.monotonic() - started
             outcome = tally.snapshot()
 
@@ -105,12 +111,47 @@ def run_job(stack: Stack, *, applicants: int, dirty: float, seed: int, keep_runn
             down(stack)
         else:
             click.echo("--keep-running: the stack stays up; stop it with `python -m deploy.local down`", err=True)
+            for line in monitoring_lines(stack):
+                click.echo(line, err=True)
+
+
+def crash_report(worker: str, health: WorkerHealth | None) -> str | None:
+    """What to fail with when ``health`` says a stage of ``worker`` crashed (the pipeline cannot finish: its
+    records stay where that stage left them); None while none has."""
+    crashed = health.crashed() if health is not None else {}
+    if not crashed:
+        return None
+    stages = "; ".join(f"stage {name!r} crashed" + (f": {stage.error}" if stage.error else "")
+                       for name, stage in crashed.items())
+    return (f"{worker}: {stages}. The applicants it holds cannot be decided; the worker's health: "
+            f"{health.describe()}")
+
+
+class CrashWatch:
+    """Called while the job waits: at most every ``every`` seconds, asks each worker's /health and fails the job
+    (ClickException naming the worker and stage, with its log tail) when a stage has crashed, rather than
+    waiting out the stall timeout."""
+
+    def __init__(self, workers: list[FaustWorker], every: float = HEALTH_POLL_EVERY):
+        self.workers = list(workers)
+        self.every = every
+        self._next = 0.0
+
+    def __call__(self) -> None:
+        if time.monotonic() < self._next:
+            return
+        for worker in self.workers:
+            report = crash_report(worker.name, worker.health())
+            if report is not None:
+                raise click.ClickException(f"{report}\n--- {worker.name} log tail ---\n{worker.tail_log(20)}")
+        self._next = time.monotonic() + self.every
 
 
 def _explain_stall(stack: Stack, broker_pid: int | None) -> str:
     """Why the job stalled: each service's state and log tail, then (last, where the eye lands) the lost
     applicants by count and sample."""
     lines = [svc.status() for svc in stack.services]
+    lines += health_lines(stack.workers)
     for svc in stack.applications:
         lines.append(f"--- {svc.name} log tail ---\n{svc.tail_log(8)}")
     lines.append("--- reconciliation ---")

@@ -11,9 +11,11 @@ from pathlib import Path
 import click
 
 from deploy.apache_servers import HBaseMaster, HBaseThrift, KafkaServer
+from deploy.dlq import dlq_cmd
+from deploy.prometheus import Prometheus
 from deploy.reconcile import reconcile_cmd
 from deploy.services import (Broker, FaustWorker, GunicornApp, HBaseServer, MariaDB, PythonProcess, Service,
-                             ServiceError, StopOutcome, recorded_services, risk_api, run_secret)
+                             ServiceError, StopOutcome, recorded_services, risk_api, run_secret, worker_health)
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +28,10 @@ DEFAULT_APPLICANT_API_PORT = 5001                                   # APPLICANT_
 DEFAULT_RISK_API_PORT = 5002                                        # RISK_API_PORT
 DEFAULT_WORKERS = 2                                                 # WORKERS (Faust worker processes)
 DEFAULT_ZOOKEEPER_PORT = 2182                                       # ZOOKEEPER_PORT (apache stack's HBase)
+DEFAULT_PRODUCER_METRICS_PORT = 9464                                # PRODUCER_METRICS_PORT (0: no metrics)
+DEFAULT_PROMETHEUS_PORT = 9095                                      # PROMETHEUS_PORT (the HBase emulator has 9090)
+DEFAULT_DASHBOARD_PORT = 5003                                       # DASHBOARD_PORT
+DASHBOARD_THREADS = 8                                               # the dashboard's gunicorn threads (1 worker)
 STACKS = ("embedded", "apache")
 DEFAULT_STACK = "embedded"                                          # STACK
 STACK_FILE = "stack"     # in the run folder: the stack `up` last started there
@@ -53,6 +59,8 @@ class Stack:
     risk_api: GunicornApp
     producer: PythonProcess
     workers: list[PythonProcess]
+    prometheus: Prometheus
+    dashboard: GunicornApp
     name: str = DEFAULT_STACK
     hbase_master: HBaseMaster | None = None   # the apache stack's HBase JVM behind its Thrift server
 
@@ -71,14 +79,39 @@ class Stack:
         return [self.applicant_api, self.risk_api, *self.workers, self.producer]
 
     @property
+    def monitoring(self) -> list[Service]:
+        """What watches the applications (started after them): Prometheus and the dashboard."""
+        return [self.prometheus, self.dashboard]
+
+    @property
     def services(self) -> list[Service]:
-        return self.infrastructure + self.applications
+        return self.infrastructure + self.applications + self.monitoring
+
+
+def metrics_targets(apis: list[GunicornApp], producer_metrics_port: int, workers: list[FaustWorker],
+                    host: str = "127.0.0.1") -> dict[str, str]:
+    """Each application process's /metrics URL by its name in the stack (the producer's when it has a metrics
+    port, each worker's when it has a web server)."""
+    targets = {api.name: f"{api.url}/metrics" for api in apis}
+    if producer_metrics_port:
+        targets["producer"] = f"http://{host}:{producer_metrics_port}/metrics"
+    for worker in workers:
+        if worker.web_port is not None:
+            targets[worker.name] = f"http://{worker.web_host}:{worker.web_port}/metrics"
+    return targets
+
+
+def dashboard_targets(targets: dict[str, str]) -> str:
+    """DASHBOARD_TARGETS: comma-separated name=url pairs."""
+    return ",".join(f"{name}={url}" for name, url in targets.items())
 
 
 def pipeline_env(run_dir: Path, broker: Broker, mariadb: MariaDB, hbase: HBaseServer,
-                 applicant_port: int, risk_port: int) -> dict[str, str]:
-    """The environment variables that point every component at this stack."""
+                 applicant_port: int, risk_port: int, stack: str = DEFAULT_STACK) -> dict[str, str]:
+    """The environment variables that point every component at this stack (on the embedded stack, that the
+    broker's end offsets are not to be trusted: Tansu's are wrong, so no lag figure is computed from them)."""
     return {
+        **({"KAFKA_END_OFFSETS_RELIABLE": "false"} if stack == "embedded" else {}),
         "KAFKA_BROKER": broker.url,
         "MYSQL_URL": mariadb.url,
         "HBASE_HOST": hbase.host,
@@ -126,10 +159,27 @@ def build_stack(run_dir: Path | None = None, *, workers: int | None = None,
         hbase = HBaseServer(run_dir=run_dir, port=port("HBASE_PORT", DEFAULT_HBASE_PORT))
     applicant_port = port("APPLICANT_API_PORT", DEFAULT_APPLICANT_API_PORT)
     risk_port = port("RISK_API_PORT", DEFAULT_RISK_API_PORT)
-    env = pipeline_env(run_dir, broker, mariadb, hbase, applicant_port, risk_port)
+    env = pipeline_env(run_dir, broker, mariadb, hbase, applicant_port, risk_port, stack)
     n_workers = workers if workers is not None else _env_int("WORKERS", DEFAULT_WORKERS)
     if n_workers < 1:
         raise click.UsageError("WORKERS must be at least 1")
+    applicant_api = GunicornApp(name="applicant-api", factory="applicant_api.app:create_app()",
+                                run_dir=run_dir, port=applicant_port, workers=2, env=env,
+                                config="python:applicant_api.gunicorn_conf")
+    risk = risk_api(run_dir=run_dir, port=risk_port, workers=1, env=env, token=env["RISK_API_TOKEN"],
+                    admin_token=os.environ.get("RISK_ADMIN_TOKEN"))
+    producer_metrics_port = port("PRODUCER_METRICS_PORT", DEFAULT_PRODUCER_METRICS_PORT)
+    workers = [
+        FaustWorker(name=f"worker-{i}", run_dir=run_dir, env={**env, "FAUST_WORKER_INDEX": str(i)},
+                    web_port=port(f"WORKER_{i}_WEB_PORT", 6066 + i))
+        for i in range(1, n_workers + 1)
+    ]
+    targets = metrics_targets([applicant_api, risk], producer_metrics_port, workers)
+    dashboard_env = {
+        **env,
+        "DASHBOARD_TOKEN": os.environ.get("DASHBOARD_TOKEN") or run_secret(run_dir, "dashboard-token"),
+        "DASHBOARD_TARGETS": dashboard_targets(targets),
+    }
     return Stack(
         run_dir=run_dir,
         name=stack,
@@ -137,17 +187,16 @@ def build_stack(run_dir: Path | None = None, *, workers: int | None = None,
         broker=broker,
         mariadb=mariadb,
         hbase=hbase,
-        applicant_api=GunicornApp(name="applicant-api", factory="applicant_api.app:create_app()",
-                                  run_dir=run_dir, port=applicant_port, workers=2, env=env,
-                                  config="python:applicant_api.gunicorn_conf"),
-        risk_api=risk_api(run_dir=run_dir, port=risk_port, workers=1, env=env, token=env["RISK_API_TOKEN"],
-                          admin_token=os.environ.get("RISK_ADMIN_TOKEN")),
-        producer=PythonProcess(name="producer", args=["-m", "producer"], run_dir=run_dir, env=env),
-        workers=[
-            FaustWorker(name=f"worker-{i}", run_dir=run_dir, env={**env, "FAUST_WORKER_INDEX": str(i)},
-                        web_port=port(f"WORKER_{i}_WEB_PORT", 6066 + i))
-            for i in range(1, n_workers + 1)
-        ],
+        applicant_api=applicant_api,
+        risk_api=risk,
+        producer=PythonProcess(name="producer", args=["-m", "producer"], run_dir=run_dir,
+                               env={**env, "PRODUCER_METRICS_PORT": str(producer_metrics_port)}),
+        workers=workers,
+        prometheus=Prometheus(run_dir=run_dir, port=port("PROMETHEUS_PORT", DEFAULT_PROMETHEUS_PORT),
+                              targets=targets),
+        dashboard=GunicornApp(name="dashboard", factory="dashboard.app:create_app()", run_dir=run_dir,
+                              port=port("DASHBOARD_PORT", DEFAULT_DASHBOARD_PORT), workers=1,
+                              threads=DASHBOARD_THREADS, env=dashboard_env),
     )
 
 
@@ -243,6 +292,9 @@ def up_cmd(infra_only: bool, stack: str | None) -> None:
         raise click.ClickException(str(exc)) from None
     for svc in stack.services:
         click.echo(svc.status())
+    if not infra_only:
+        for line in monitoring_lines(stack):
+            click.echo(line)
 
 
 @cli.command("down")
@@ -261,21 +313,47 @@ BROKER_WARNING = ("the broker (Tansu) keeps every message in memory only: a cras
                   "The Apache Kafka stack keeps messages on disk.")
 
 
+def health_lines(services: list[Service]) -> list[str]:
+    """For each running worker among ``services``, its /health verdict, stage by stage."""
+    lines = []
+    for svc in services:
+        health = worker_health(svc)
+        if health is not None:
+            lines.append(f"{svc.name} health: {health.describe()}")
+    return lines
+
+
+def monitoring_lines(stack: Stack) -> list[str]:
+    """Where Prometheus and the dashboard answer (as started, whatever this environment asks)."""
+    prometheus = stack.prometheus.running_as()
+    dashboard = stack.dashboard.running_as()
+    token = ("DASHBOARD_TOKEN" if os.environ.get("DASHBOARD_TOKEN")
+             else stack.run_dir / "dashboard-token.secret")
+    return [f"prometheus: {prometheus.url} (alerts: {prometheus.url}/alerts)",
+            f"dashboard: {dashboard.url} (token: {token})"]
+
+
 @cli.command("status")
 @STACK_OPTION
 def status_cmd(stack: str | None) -> None:
-    """The stack's name, one line per service, and what a broker crash costs."""
+    """The stack's name, one line per service, each worker's health by stage, where Prometheus and the dashboard
+    answer, and what a broker crash costs."""
     stack = build_stack(stack=stack)
     click.echo(f"stack: {stack.name}")
-    for svc in stack.services + [svc for svc in unlisted(stack) if svc.is_running()]:
+    services = stack.services + [svc for svc in unlisted(stack) if svc.is_running()]
+    for svc in services:
         click.echo(svc.status())
+    for line in health_lines(services) + monitoring_lines(stack):
+        click.echo(line)
     if stack.name == "embedded":
         click.echo(f"note: {BROKER_WARNING}")
 
 
 def stack_env(stack: Stack) -> dict[str, str]:
-    """What a shell needs to reach the stack: the components' variables and the risk API's admin token."""
-    return {**stack.producer.extra_env, "RISK_ADMIN_TOKEN": stack.risk_api.extra_env["RISK_ADMIN_TOKEN"]}
+    """What a shell needs to reach the stack: the components' variables and the risk API's admin token (not the
+    producer's metrics port: a second producer would find it taken)."""
+    env = {key: value for key, value in stack.producer.extra_env.items() if key != "PRODUCER_METRICS_PORT"}
+    return {**env, "RISK_ADMIN_TOKEN": stack.risk_api.extra_env["RISK_ADMIN_TOKEN"]}
 
 
 @cli.command("env")
@@ -320,6 +398,7 @@ def run_cmd(applicants: int, dirty: float, seed: int, keep_running: bool, timeou
 
 
 cli.add_command(reconcile_cmd)
+cli.add_command(dlq_cmd)
 
 if __name__ == "__main__":
     cli()

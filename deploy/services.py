@@ -833,8 +833,14 @@ class GunicornApp(Service):
                 "--graceful-timeout", "5", "--access-logfile", "-", "--log-level", "warning",
                 *(["--config", self.config] if self.config else []), self.factory]
 
+    @property
+    def metrics_dir(self) -> Path:
+        """Its workers' Prometheus multiprocess folder (PROMETHEUS_MULTIPROC_DIR), one per service; the gunicorn
+        configuration's on_starting hook empties it at each start."""
+        return self.run_dir / f"{self.name}.prometheus"
+
     def env(self) -> dict[str, str]:
-        return _project_env(self.extra_env)
+        return _project_env({**self.extra_env, "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir)})
 
     def probe(self) -> None:
         import requests
@@ -893,16 +899,27 @@ WORKER_APP = "topology.worker.app"
 
 class FaustWorker(PythonProcess):
     """One `faust -A topology.worker.app worker` process: FAUST_LOOP defaults as topology.settings.worker_environ says;
-    ``web_port`` None runs it without its web server (tests, benchmarks); ``app`` is another app module (the
-    benchmark runs an older commit's workers from its own source tree, named by PYTHONPATH in ``env``)."""
+    ``web_port`` None runs it without its web server (tests, benchmarks), else its web server (GET /metrics,
+    /health, /ready) listens there; ``app`` is another app module (the benchmark runs an older commit's workers
+    from its own source tree, named by PYTHONPATH in ``env``)."""
 
     def __init__(self, *, name: str, run_dir, env: dict[str, str] | None = None, loglevel: str = "info",
                  web_port: int | None = None, web_host: str = DEFAULT_HOST, app: str = WORKER_APP):
         from topology.settings import worker_environ
 
+        self.web_port = web_port
+        self.web_host = web_host
         web = ["--without-web"] if web_port is None else ["--web-port", str(web_port), "--web-host", web_host]
-        super().__init__(name=name, run_dir=run_dir, env=worker_environ(env or {}),
+        # The app's own settings decide whether its web server runs (FAUST_WEB_ENABLED, FAUST_WEB_PORT): they
+        # say the same as the command line, whatever the caller's shell holds.
+        web_env = ({"FAUST_WEB_ENABLED": "false"} if web_port is None else
+                   {"FAUST_WEB_ENABLED": "true", "FAUST_WEB_PORT": str(web_port)})
+        super().__init__(name=name, run_dir=run_dir, env=worker_environ({**(env or {}), **web_env}),
                          args=["-m", "faust", "-A", app, "worker", "-l", loglevel, *web])
+
+    def health(self, timeout: float = 2.0) -> WorkerHealth | None:
+        """The running worker's answer to GET /health (see ``worker_health``); None without a web server."""
+        return worker_health(self, timeout)
 
     def exit_code(self) -> int | None:
         """The exit status once the process this object started has exited; None while it runs (or when
@@ -915,6 +932,113 @@ class FaustWorker(PythonProcess):
         pid = self.pid()
         if pid is not None:
             self._signal(pid, sig)
+
+
+STAGE_FAILING = ("stalled", "crashed")   # the worker health contract's states that make /health answer 503
+
+
+@dataclass(frozen=True)
+class StageHealth:
+    """One stage in a worker's /health body: running, idle, stalled or crashed, and why."""
+
+    state: str
+    lag: int | None = None
+    seconds_since_last_record: float | None = None
+    error: str | None = None
+
+    def describe(self, name: str) -> str:
+        details = []
+        if self.error:
+            details.append(self.error)
+        if self.state in STAGE_FAILING:
+            if self.lag is not None:
+                details.append(f"lag {self.lag:,}")
+            if self.seconds_since_last_record is not None:
+                details.append(f"{self.seconds_since_last_record:.0f}s since its last record")
+        return f"{name} {self.state}" + (f" ({', '.join(details)})" if details else "")
+
+
+@dataclass(frozen=True)
+class WorkerHealth:
+    """A worker's answer to GET /health (the worker health contract), or ``problem``: why there is none."""
+
+    http_status: int | None
+    stages: dict[str, StageHealth]
+    lag_available: bool | None = None
+    problem: str | None = None
+
+    @classmethod
+    def parse(cls, http_status: int, body: str | bytes) -> WorkerHealth:
+        """The health a /health answer states; an unreadable body is a ``problem``, not an exception."""
+        try:
+            raw = json.loads(body)
+            stages = {}
+            for name, stage in raw["stages"].items():
+                if not isinstance(stage, dict) or not isinstance(stage.get("state"), str):
+                    raise ValueError(f"stage {name!r} has no state")
+                stages[str(name)] = StageHealth(state=stage["state"], lag=stage.get("lag"),
+                                                seconds_since_last_record=stage.get("seconds_since_last_record"),
+                                                error=stage.get("error"))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            return cls(http_status, {}, problem=f"HTTP {http_status} with an unreadable body ({exc})")
+        return cls(http_status, stages, lag_available=raw.get("lag_available"))
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None and self.http_status == 200 and not self.failing()
+
+    def failing(self) -> dict[str, StageHealth]:
+        """The stages that are stalled or crashed."""
+        return {name: stage for name, stage in self.stages.items() if stage.state in STAGE_FAILING}
+
+    def crashed(self) -> dict[str, StageHealth]:
+        return {name: stage for name, stage in self.stages.items() if stage.state == "crashed"}
+
+    def describe(self) -> str:
+        """One line: the verdict, the failing stages first (named, with their error, lag and idle time), then
+        the others."""
+        if self.problem is not None:
+            return f"no verdict: {self.problem}"
+        failing = self.failing()
+        verdict = "ok" if self.http_status == 200 and not failing else f"FAILING (HTTP {self.http_status})"
+        parts = [stage.describe(name) for name, stage in failing.items()]
+        parts += [stage.describe(name) for name, stage in self.stages.items() if name not in failing]
+        lag = "" if self.lag_available is not False else "; lag not available on this broker"
+        return f"{verdict}: {'; '.join(parts) or 'no stages'}{lag}"
+
+
+def web_address(cmdline: list[str] | tuple[str, ...]) -> tuple[str, int] | None:
+    """Where a faust worker started with ``cmdline`` serves its web pages (``--web-host``, ``--web-port``)."""
+    args = list(cmdline)
+    try:
+        port = int(args[args.index("--web-port") + 1])
+    except (ValueError, IndexError):
+        return None
+    host = args[args.index("--web-host") + 1] if "--web-host" in args[:-1] else DEFAULT_HOST
+    return host, port
+
+
+def worker_health(svc: Service, timeout: float = 2.0) -> WorkerHealth | None:
+    """GET /health of a running faust worker, at the web port it was started with (its record), else the one it
+    is configured with; None when it has no web server or does not run."""
+    import requests
+
+    record = svc.record()
+    if record is not None and record.is_alive():
+        address = web_address(record.cmdline)
+    elif svc.is_running() and getattr(svc, "web_port", None):
+        address = (svc.web_host, svc.web_port)
+    else:
+        return None
+    if address is None:
+        return None
+    host, port = address
+    try:
+        resp = requests.get(f"http://{host}:{port}/health", timeout=timeout)
+    except requests.RequestException as exc:
+        return WorkerHealth(None, {}, problem=f"no answer from http://{host}:{port}/health "
+                                              f"({type(exc).__name__})")
+    return WorkerHealth.parse(resp.status_code, resp.content)
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "condition") -> None:

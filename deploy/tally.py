@@ -109,8 +109,10 @@ class OutcomeTally:
             "both": both,
         }
 
-    def wait_for(self, expected: int, *, stall_timeout: float, on_stall: Callable[[], str]) -> None:
-        """Block with a progress bar until ``expected`` applicants are accounted for."""
+    def wait_for(self, expected: int, *, stall_timeout: float, on_stall: Callable[[], str],
+                 watch: Callable[[], None] | None = None) -> None:
+        """Block with a progress bar until ``expected`` applicants are accounted for; ``watch`` is called at each
+        poll and may raise to end the wait early (a worker whose stage crashed...)."""
         from tqdm import tqdm
 
         last, last_change = 0, time.monotonic()
@@ -131,6 +133,8 @@ class OutcomeTally:
                     last_line = time.monotonic()
                 if done >= expected:
                     return
+                if watch is not None:
+                    watch()
                 if time.monotonic() - last_change > stall_timeout:
                     raise click.ClickException(
                         f"stalled at {done:,}/{expected:,} applicants (none accounted for in {stall_timeout:.0f}s):\n"

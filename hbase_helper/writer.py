@@ -13,6 +13,7 @@ import happybase
 from credit_core.clock import now_ms
 from credit_core.messages.decision import validate_decision
 from hbase_helper import layout
+from hbase_helper.metrics import HBaseWriterMetrics, writer_metrics
 from hbase_helper.pool import get_pool
 from hbase_helper.settings import HBaseSettings
 
@@ -125,10 +126,14 @@ class DecisionWriter:
     socket errors, Hbase IOError) when HBase failed (retry: writes are
     idempotent). The pool is created on the first call, so a writer can be
     built while HBase is still down.
+
+    Each write is counted in ``metrics`` (rows per table, duration): the
+    process's ``hbase_helper.metrics.writer_metrics()`` when True (the
+    default), nowhere when False, or in the HBaseWriterMetrics given.
     """
 
     def __init__(self, settings: HBaseSettings | None = None, *, pool: happybase.ConnectionPool | None = None,
-                 batch_cells: int = DEFAULT_BATCH_CELLS):
+                 batch_cells: int = DEFAULT_BATCH_CELLS, metrics: HBaseWriterMetrics | bool = True):
         if settings is not None and not isinstance(settings, HBaseSettings):
             raise TypeError(f"settings must be HBaseSettings, got {type(settings).__name__}")
         if isinstance(batch_cells, bool) or not isinstance(batch_cells, int) or batch_cells < 1:
@@ -139,6 +144,9 @@ class DecisionWriter:
         self._lock = threading.Lock()
         self.rows_written = 0   # decisions (history cells) sent, replays included
         self.calls = 0
+        if isinstance(metrics, bool):
+            metrics = writer_metrics() if metrics else None
+        self.metrics: HBaseWriterMetrics | None = metrics
 
     @property
     def pool(self) -> happybase.ConnectionPool:
@@ -158,10 +166,18 @@ class DecisionWriter:
         started = time.perf_counter()
         with self.pool.connection() as conn:
             write_rows(conn, main, index, batch_cells=self.batch_cells)
+        seconds = time.perf_counter() - started
         with self._lock:
             self.rows_written += sum(len(cells) for _, cells in main)
             self.calls += 1
-        logger.debug("wrote %d row(s) in %.1f ms", len(main), (time.perf_counter() - started) * 1000)
+        if self.metrics is not None:
+            self.metrics.written({layout.MAIN_TABLE: len(main), layout.INDEX_TABLE: len(index)}, seconds)
+        logger.debug("wrote %d row(s) in %.1f ms", len(main), seconds * 1000)
+
+    def count_retry(self) -> None:
+        """Count a failed ``write`` that its caller retries (credit_hbase_write_retries_total)."""
+        if self.metrics is not None:
+            self.metrics.retried()
 
     async def write_async(self, decisions: list[dict], executor=None) -> None:
         """``write`` in ``executor`` (the loop's default when None), awaited without blocking the loop."""

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 
 import click
 import orjson
 
+from credit_core.metrics import MULTIPROC_ENV
 from producer.api_client import ApiRejected
 from producer.checkpoint import CheckpointError
+from producer.metrics import start_server
 from producer.producer import Producer
 from producer.settings import load_settings
 
@@ -43,6 +46,7 @@ def main(once: bool, interval: float | None, batch: int | None, checkpoint: str 
 
     Configuration comes from the environment: APPLICANT_API_URL, APPLICANT_API_TOKEN, KAFKA_BROKER,
     TOPIC_RAW, PRODUCER_CHECKPOINT, PRODUCER_INTERVAL, PRODUCER_BATCH, PRODUCER_LOG_EVERY ...
+    Prometheus metrics: GET /metrics on PRODUCER_METRICS_HOST:PRODUCER_METRICS_PORT (127.0.0.1:9464; 0 = off).
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -50,6 +54,9 @@ def main(once: bool, interval: float | None, batch: int | None, checkpoint: str 
         settings = load_settings(interval=interval, batch=batch, checkpoint=checkpoint)
     except (TypeError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
+    # One process: its metrics stay in it, whatever PROMETHEUS_MULTIPROC_DIR (gunicorn's) the shell holds.
+    os.environ.pop(MULTIPROC_ENV, None)
+    start_server(settings)
     try:
         summary = asyncio.run(_main(Producer(settings), once))
     except (ApiRejected, CheckpointError) as exc:

@@ -17,12 +17,29 @@ logger = logging.getLogger(__name__)
 PAGE_PATH = "/api/v1/applicants"
 
 
-class ApiUnavailable(RuntimeError):
-    """A transient failure (connection refused, timeout, 5xx, 429, garbled page): retry later."""
+# What went wrong, as credit_producer_api_errors_total{kind} names it.
+ERROR_KINDS = ("connection", "server_error", "throttled", "bad_page", "rejected")
 
 
-class ApiRejected(RuntimeError):
+class ApiError(RuntimeError):
+    """A failed page request; ``kind`` is one of ERROR_KINDS."""
+
+    def __init__(self, message: str, kind: str):
+        if kind not in ERROR_KINDS:
+            raise ValueError(f"kind must be one of {ERROR_KINDS}, got {kind!r}")
+        super().__init__(message)
+        self.kind = kind
+
+
+class ApiUnavailable(ApiError):
+    """A transient failure (connection refused or timeout, 5xx, 429, garbled page): retry later."""
+
+
+class ApiRejected(ApiError):
     """A permanent failure (401/403, other 4xx): retrying cannot help; fix the configuration."""
+
+    def __init__(self, message: str, kind: str = "rejected"):
+        super().__init__(message, kind)
 
 
 @dataclass(frozen=True)
@@ -51,9 +68,10 @@ class ApiClient:
             resp = self.session.get(self.base + PAGE_PATH, params={"after": after, "limit": limit},
                                     timeout=self.timeout)
         except requests.RequestException as exc:
-            raise ApiUnavailable(f"{type(exc).__name__}: {exc}") from None
+            raise ApiUnavailable(f"{type(exc).__name__}: {exc}", "connection") from None
         if resp.status_code >= 500 or resp.status_code == 429:
-            raise ApiUnavailable(f"HTTP {resp.status_code}: {resp.text[:200]}")
+            raise ApiUnavailable(f"HTTP {resp.status_code}: {resp.text[:200]}",
+                                 "throttled" if resp.status_code == 429 else "server_error")
         if resp.status_code in (401, 403):
             raise ApiRejected(f"HTTP {resp.status_code} from {self.base}: check APPLICANT_API_TOKEN")
         if resp.status_code != 200:
@@ -66,7 +84,7 @@ class ApiClient:
             if not isinstance(applicants, list) or (applicants and not isinstance(next_after, int)):
                 raise ValueError("applicants must be a list and next_after an int")
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise ApiUnavailable(f"unreadable page from {resp.url}: {exc}") from None
+            raise ApiUnavailable(f"unreadable page from {resp.url}: {exc}", "bad_page") from None
         return Page(after=after, applicants=applicants, next_after=next_after, fetched_at=fetched_at)
 
     def close(self) -> None:

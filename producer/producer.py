@@ -29,6 +29,7 @@ from credit_core.messages.keys import partition_for
 from credit_core.retry import Backoff
 from producer.api_client import ApiClient, ApiRejected, ApiUnavailable, Page
 from producer.checkpoint import Checkpoint
+from producer.metrics import ProducerMetrics
 from producer.settings import ProducerSettings
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class Producer:
         self.pages = 0
         self.acked = 0            # the checkpointed cursor: every applicant up to this seq was acknowledged
         self._window = (time.monotonic(), 0)
+        self.metrics = ProducerMetrics()
 
     def stop(self) -> None:
         self._stop.set()
@@ -117,10 +119,15 @@ class Producer:
         while not self._stop.is_set():
             try:
                 page = await asyncio.to_thread(self.api.fetch, after, self.settings.batch)
+                self.metrics.pages.inc()
                 if backoff.attempt:
                     logger.info("applicant API is back at %s", self.settings.api_url)
                 return page
+            except ApiRejected as exc:
+                self.metrics.api_error(exc.kind)
+                raise
             except ApiUnavailable as exc:
+                self.metrics.api_error(exc.kind)
                 delay = backoff.next_delay()
                 logger.warning("applicant API %s unavailable (%s); retrying in %.1fs",
                                self.settings.api_url, exc, delay)
@@ -137,6 +144,7 @@ class Producer:
         """
         started = time.monotonic()
         self.acked = start_after = self.checkpoint.load()
+        self.metrics.checkpoint.set(start_after)
         logger.info("producer starting after seq %d: %s -> %s topic %s", start_after, self.settings.api_url,
                     self.settings.bootstrap, self.settings.topic)
         self._window = (started, 0)
@@ -214,6 +222,8 @@ class Producer:
         self.acked = page.next_after
         self.published += page.count
         self.pages += 1
+        self.metrics.published.inc(page.count)
+        self.metrics.checkpoint.set(page.next_after)
         start, count = self._window
         count += page.count
         now = time.monotonic()

@@ -25,6 +25,8 @@ DEFAULT_SEND_TIMEOUT_MS = 30_000                   # PRODUCER_SEND_TIMEOUT_MS (b
 DEFAULT_BACKOFF_START = 0.5                        # PRODUCER_BACKOFF_START (first wait after a failure, s)
 DEFAULT_BACKOFF_MAX = 30.0                         # PRODUCER_BACKOFF_MAX   (longest wait between retries, s)
 DEFAULT_LOG_EVERY = 10.0                           # PRODUCER_LOG_EVERY  (seconds between rate log lines)
+DEFAULT_METRICS_HOST = "127.0.0.1"                 # PRODUCER_METRICS_HOST (where GET /metrics listens)
+DEFAULT_METRICS_PORT = 9464                        # PRODUCER_METRICS_PORT (0: no metrics server)
 
 MAX_BATCH = 5_000
 
@@ -45,6 +47,8 @@ class ProducerSettings(Settings):
     backoff_start: float = setting("PRODUCER_BACKOFF_START", DEFAULT_BACKOFF_START, parse=positive())
     backoff_max: float = setting("PRODUCER_BACKOFF_MAX", DEFAULT_BACKOFF_MAX, parse=positive())
     log_every: float = setting("PRODUCER_LOG_EVERY", DEFAULT_LOG_EVERY, parse=positive())
+    metrics_host: str = setting("PRODUCER_METRICS_HOST", DEFAULT_METRICS_HOST, parse=text(nonempty=True))
+    metrics_port: int = setting("PRODUCER_METRICS_PORT", DEFAULT_METRICS_PORT, parse=integer(min=0, max=65535))
 
     def validate(self) -> None:
         if self.backoff_max < self.backoff_start:

@@ -94,7 +94,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the API with gunicorn (settings from RISK_* environment variables)."""
     from gunicorn.app.base import BaseApplication
 
-    from risk_api import server
+    from risk_api import gunicorn_conf, server
     from risk_api.app import create_app
     try:
         app = create_app()
@@ -108,6 +108,8 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
             self.cfg.set("threads", threads)
             self.cfg.set("worker_class", server.THREAD_WORKER if threads > 1 else server.SYNC_WORKER)
             self.cfg.set("accesslog", None)
+            for hook, function in gunicorn_conf.HOOKS.items():    # metrics in multiprocess mode
+                self.cfg.set(hook, function)
 
         def load(self):
             return app

@@ -8,11 +8,15 @@ from typing import Any
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
+from credit_core import http_metrics
 from risk_api import settings
 from risk_api.http import json_error
+from risk_api.metrics import ModelReference
 from risk_api.store import ModelStore
 
 logger = logging.getLogger(__name__)
+
+SERVICE = "risk_api"          # the service label of its metrics
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -45,6 +49,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from risk_api.views import meta, model, score
     for bp in (score.bp, model.bp, meta.bp) + ((admin_views.bp,) if admin else ()):
         app.register_blueprint(bp)
+    # GET /metrics, open like /health: request counts and durations, scores and decisions, the model's reference.
+    reference = ModelReference(store)
+    http_metrics.install(app, SERVICE, collectors=lambda: (reference,))
 
     @app.before_request
     def request_limits():

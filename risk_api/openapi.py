@@ -226,6 +226,12 @@ def spec(max_batch: int = DEFAULT_MAX_BATCH, max_body_bytes: int = DEFAULT_MAX_B
                 operationId="adminStatus")},
             "/health": {"get": _op("Liveness and the model version", {"200": _json("Health", "serving")},
                                    operationId="health")},
+            "/metrics": {"get": _op(
+                "Prometheus metrics: requests by route, scores and decisions by model version, the model's "
+                "training score distribution (no auth: counts only)",
+                {"200": {"description": "the Prometheus text exposition format",
+                         "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                operationId="metrics")},
             "/openapi.json": {"get": _op("This document", {"200": {
                 "description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}},
                 operationId="openapi")},

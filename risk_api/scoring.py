@@ -23,6 +23,19 @@ RISK_BANDS: tuple[tuple[float, str], ...] = (
 _BAND_EDGES = np.array([b for b, _ in RISK_BANDS[:-1]])
 _BAND_NAMES = tuple(name for _, name in RISK_BANDS)
 _CHUNK = 4096
+# The ten probability bins of the training score reference and of the live scores' histogram (Prometheus "le"
+# buckets): bin k holds SCORE_BIN_EDGES[k-1] < p <= SCORE_BIN_EDGES[k] (the first from 0).
+SCORE_BIN_EDGES: tuple[float, ...] = tuple(round(0.1 * k, 1) for k in range(1, 11))
+SHARE_TOLERANCE = 1e-6
+
+
+def score_distribution(p: np.ndarray) -> list[float]:
+    """The share of probabilities ``p`` in each of the ten bins (SCORE_BIN_EDGES), as the live histogram counts."""
+    p = np.asarray(p, dtype=np.float64)
+    if p.size == 0:
+        raise ValueError("no probabilities to bin")
+    counts = np.bincount(np.searchsorted(SCORE_BIN_EDGES, p, side="left"), minlength=len(SCORE_BIN_EDGES))
+    return (counts[:len(SCORE_BIN_EDGES)] / p.size).tolist()
 
 
 def _floats(value: Any, n: int, what: str) -> np.ndarray:
@@ -80,6 +93,7 @@ class Model:
         self.threshold = float(a["decision_threshold"])
         if not 0.0 <= self.threshold <= 1.0:
             raise ArtifactError("decision_threshold must be in [0, 1]")
+        self.score_reference = _score_reference(a.get("score_reference"))
         self.level_coef: list[np.ndarray] = []
         self.level_ref: list[float] = []
         for spec, f in zip(features.CATEGORICAL, cat):
@@ -275,6 +289,19 @@ class Model:
         for i, err in batch.errors.items():
             results[i] = {"id": ids[i], "error": err}
         return results
+
+
+def _score_reference(ref: Any) -> tuple[float, ...] | None:
+    """The training scores' share per bin (``score_reference.share``); None for an artifact trained before it
+    (it still serves; only the reference metric is missing)."""
+    if ref is None:
+        return None
+    if not isinstance(ref, Mapping) or tuple(ref.get("bins") or ()) != SCORE_BIN_EDGES:
+        raise ArtifactError(f"score_reference.bins must be {list(SCORE_BIN_EDGES)}")
+    share = _floats(ref.get("share"), len(SCORE_BIN_EDGES), "score_reference.share")
+    if (share < 0).any() or abs(float(share.sum()) - 1.0) > SHARE_TOLERANCE:
+        raise ArtifactError("score_reference.share must be ten shares >= 0 that add up to 1")
+    return tuple(share.tolist())
 
 
 @contextmanager

@@ -28,6 +28,7 @@ from credit_core import fields as appfields
 from credit_core.lendingclub import iter_records
 from risk_api import artifact as artifacts
 from risk_api import features, reasons
+from risk_api.scoring import SCORE_BIN_EDGES, score_distribution
 
 logger = logging.getLogger(__name__)
 
@@ -390,12 +391,17 @@ def train(path: str | os.PathLike, *, c: float = DEFAULT_C, holdout_share: float
     metrics = evaluate(data, hold_idx, p)
     threshold, decisions = decision_threshold(data, hold_idx, p)
     params = export(pipe, data.matrix[train_idx])
+    train_p = pipe.predict_proba(data.matrix[train_idx])[:, 1]
     content = {
         "format": artifacts.FORMAT,
         "feature_spec_version": features.FEATURE_SPEC_VERSION,
         "features": list(features.FEATURE_NAMES),
         **params,
         "decision_threshold": threshold,
+        # The training scores' distribution over the live histogram's bins: the reference of the population
+        # stability index (credit_risk_model_reference_share).
+        "score_reference": {"bins": list(SCORE_BIN_EDGES), "share": score_distribution(train_p),
+                            "rows": int(len(train_idx)), "sample": "train"},
         "report": {"metrics": metrics, "holdout": holdout, "decision": decisions, "counts": data.counts,
                    "rows_train": int(len(train_idx)), "rows_holdout": int(len(hold_idx))},
         "training": {"estimator": "LogisticRegression", "C": c, "seed": seed, "holdout_share": holdout_share,

@@ -1,6 +1,6 @@
 """The packages' import boundaries, read from the source with ``ast`` (nothing is imported).
 
-- services (applicant_api, risk_api, producer, topology) import no other service: what they share lives in
+- services (applicant_api, risk_api, producer, topology, dashboard) import no other service: what they share lives in
   the libraries credit_core and hbase_helper;
 - a library imports no service, and credit_core no other project package;
 - no service or library imports the tools (deploy, bench, hbase_emulator) or tests; the tools may import
@@ -13,7 +13,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = frozenset({"applicant_api", "risk_api", "producer", "topology"})
+SERVICES = frozenset({"applicant_api", "risk_api", "producer", "topology", "dashboard"})
 LIBRARIES = frozenset({"credit_core", "hbase_helper"})
 TOOLS = frozenset({"hbase_emulator", "deploy", "bench"})
 PROJECT = SERVICES | LIBRARIES | TOOLS | {"tests"}

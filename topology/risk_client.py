@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import aiohttp
 
@@ -70,7 +70,9 @@ def _message(body: bytes) -> str:
 
 
 class RiskClient:
-    def __init__(self, base_url: str, token: str, *, timeout: float, retry_base: float, retry_cap: float):
+    def __init__(self, base_url: str, token: str, *, timeout: float, retry_base: float, retry_cap: float,
+                 on_retry: Callable[[BaseException], None] | None = None):
+        """``on_retry(exc)`` is called for every failed POST that is retried (credit_retries_total)."""
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"RISK_API_URL must be an http(s) URL, got {base_url!r}")
         self.url = base_url.rstrip("/") + SCORE_PATH
@@ -82,6 +84,7 @@ class RiskClient:
         self.retry_cap = retry_cap
         self._session: aiohttp.ClientSession | None = None
         self.requests = 0
+        self.on_retry = on_retry
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -125,7 +128,7 @@ class RiskClient:
         n = len(applicants)
         return await retry_forever(lambda: self._post_once(body, n), what=f"risk API POST of {n} applicants",
                                    retry_on=(_Retry,), base=self.retry_base, cap=self.retry_cap, log=logger,
-                                   level=_level)
+                                   level=_level, on_retry=self.on_retry)
 
     async def score_split(self, applicants: Sequence[dict[str, Any]]) -> list[tuple[dict | None, str | None]]:
         """Per applicant: (result, None) or (None, the API's refusal); halves a rejected batch down to single ones."""

@@ -8,7 +8,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from credit_core.broker import KAFKA_BROKER, TOPIC_RAW
+from credit_core.broker import KAFKA_BROKER, KAFKA_END_OFFSETS_RELIABLE, TOPIC_DLQ, TOPIC_RAW
 from credit_core.config import Parser, boolean, choice, integer, nested, positive, setting, text, url
 from credit_core.config import Settings as BaseSettings
 from credit_core.tokens import RISK_API_TOKEN
@@ -16,8 +16,9 @@ from hbase_helper.settings import HBaseSettings
 
 logger = logging.getLogger(__name__)
 
-# Each default can be changed through the environment variable named beside it. KAFKA_BROKER and
-# TOPIC_RAW are credit_core.broker's, RISK_API_TOKEN credit_core.tokens', HBASE_* hbase_helper.settings'.
+# Each default can be changed through the environment variable named beside it. KAFKA_BROKER,
+# KAFKA_END_OFFSETS_RELIABLE and TOPIC_RAW are credit_core.broker's, RISK_API_TOKEN credit_core.tokens',
+# HBASE_* hbase_helper.settings'.
 DEFAULT_APP_ID = "credit-risk-topology"               # TOPOLOGY_APP_ID (the consumer group)
 DEFAULT_MODE = "pipeline"                             # TOPOLOGY_MODE: pipeline | literal | passthrough
 DEFAULT_TOPIC_PARTITIONS = 4                          # TOPIC_PARTITIONS
@@ -62,6 +63,8 @@ DEFAULT_PRODUCER_BATCH_BYTES = 1 << 20  # PRODUCER_BATCH_BYTES: largest Kafka re
 # short-lived objects per second, and the default made the collector rescan faust's large heap so
 # often that it cost ~20% of the worker's CPU (measured side by side, bench.topology).
 DEFAULT_GC_THRESHOLDS = "20000,50,100"   # GC_THRESHOLDS: "gen0,gen1,gen2"
+DEFAULT_METRICS_ENABLED = True   # METRICS_ENABLED: off turns the worker's metric recording into no-ops (the bench)
+DEFAULT_STALL_SECONDS = 30.0     # STALL_SECONDS: a stage with work waiting and no record processed this long is stalled
 MODES = ("pipeline", "literal", "passthrough")
 
 
@@ -100,7 +103,7 @@ class Settings(BaseSettings):
     topic_eligible: str = setting("TOPIC_ELIGIBLE", DEFAULT_TOPIC_ELIGIBLE, parse=text(nonempty=True))
     topic_scored: str = setting("TOPIC_SCORED", DEFAULT_TOPIC_SCORED, parse=text(nonempty=True))
     topic_decisions: str = setting("TOPIC_DECISIONS", DEFAULT_TOPIC_DECISIONS, parse=text(nonempty=True))
-    topic_dlq: str = setting("TOPIC_DLQ", DEFAULT_TOPIC_DLQ, parse=text(nonempty=True))
+    topic_dlq: str = setting(TOPIC_DLQ)
     topic_passthrough: str = setting("TOPIC_PASSTHROUGH", DEFAULT_TOPIC_PASSTHROUGH, parse=text(nonempty=True))
     session_timeout: float = setting("BROKER_SESSION_TIMEOUT", DEFAULT_SESSION_TIMEOUT, parse=positive())
     commit_interval: float = setting("BROKER_COMMIT_INTERVAL", DEFAULT_COMMIT_INTERVAL, parse=positive())
@@ -129,6 +132,11 @@ class Settings(BaseSettings):
     hbase: HBaseSettings = nested(HBaseSettings)
     producer_batch_bytes: int = setting("PRODUCER_BATCH_BYTES", DEFAULT_PRODUCER_BATCH_BYTES, parse=_count())
     gc_thresholds: str = setting("GC_THRESHOLDS", DEFAULT_GC_THRESHOLDS, parse=_GcThresholds())
+    metrics_enabled: bool = setting("METRICS_ENABLED", DEFAULT_METRICS_ENABLED, parse=boolean())
+    # Tansu's end offsets are wrong (credit_core.broker): false there, and the worker reports lag as
+    # unavailable instead of a wrong figure.
+    end_offsets_reliable: bool = setting(KAFKA_END_OFFSETS_RELIABLE)
+    stall_seconds: float = setting("STALL_SECONDS", DEFAULT_STALL_SECONDS, parse=positive())
 
     @property
     def gc_threshold_values(self) -> tuple[int, int, int]:

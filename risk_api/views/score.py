@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, request
 from risk_api.auth import require_token
 from risk_api.body import BodyTooLarge, exact_ids, parse_json, read_limited
 from risk_api.http import json_error, json_response
+from risk_api.metrics import record_scores
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +52,10 @@ def score():
             return json_error(400, "applicants", f"at most {cfg['MAX_BATCH']} applicants per request, "
                                                  f"got {len(applicants)}")
         results = model.score_records(applicants, threshold, cfg["OUT_OF_RANGE"])
+        record_scores(results, model.version)
         return json_response({"model_version": model.version,
                               "threshold": model.threshold if threshold is None else threshold,
                               "results": results})
     result = model.score_records([body], threshold, cfg["OUT_OF_RANGE"])[0]
+    record_scores((result,), model.version)
     return json_response(result, 400 if "error" in result else 200)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from deploy.local import Stack, build_stack
+from deploy.services import FaustWorker
 
 
 def stack_for(env: dict[str, str]) -> Stack:
@@ -16,3 +18,19 @@ def stack_for(env: dict[str, str]) -> Stack:
     finally:
         os.environ.clear()
         os.environ.update(old)
+
+
+def with_crash_app(stack: Stack, trigger: Path) -> Stack:
+    """``stack`` with its workers running tests.topology.crash_app: once ``trigger`` holds an agent's name (a stage:
+    decision, submit), that agent is cancelled inside the running worker, as when an agent dies in production."""
+    stack.workers = [FaustWorker(name=w.name, run_dir=w.run_dir, env={**w.extra_env, "CRASH_TRIGGER": str(trigger)},
+                                 web_port=w.web_port, web_host=w.web_host, app="tests.topology.crash_app")
+                     for w in stack.workers]
+    return stack
+
+
+def has_processed(worker: FaustWorker, stage: str) -> bool:
+    """True once ``stage`` of the running ``worker`` has processed a record (its /health says when it last did):
+    its task runs, so cancelling it now makes the stage crashed."""
+    health = worker.health()
+    return bool(health and stage in health.stages and health.stages[stage].seconds_since_last_record is not None)

@@ -10,7 +10,8 @@ import sys
 from deploy.services import free_port, port_open
 
 PORT_VARS = ("BROKER_PORT", "MYSQL_PORT", "HBASE_PORT", "APPLICANT_API_PORT", "RISK_API_PORT",
-             "WORKER_1_WEB_PORT", "WORKER_2_WEB_PORT", "ZOOKEEPER_PORT")
+             "WORKER_1_WEB_PORT", "WORKER_2_WEB_PORT", "ZOOKEEPER_PORT", "PRODUCER_METRICS_PORT", "PROMETHEUS_PORT",
+             "DASHBOARD_PORT")
 
 
 def test_run_reconciles_and_stops_everything(stack, tmp_path):
@@ -30,11 +31,45 @@ def test_run_reconciles_and_stops_everything(stack, tmp_path):
     assert summary["hbase_rows"] == decided == summary["decisions"]
     assert summary["applicants"] == summary["invalid"] + summary["hbase_rows"] + summary["dlq"]
     assert summary["declined_policy"] > 0 and summary["declined_model"] > 0 and summary["approved"] > 0
+    # Once the applications were up, it said where to watch them.
+    assert f"dashboard: http://127.0.0.1:{env['DASHBOARD_PORT']} " in proc.stderr, proc.stderr[-3000:]
+    assert f"prometheus: http://127.0.0.1:{env['PROMETHEUS_PORT']} " in proc.stderr, proc.stderr[-3000:]
 
     # Nothing is left running: no pid file, no port still listening.
     assert not list((tmp_path / "run").glob("*.pid"))
     for name in PORT_VARS[:5]:
         assert not port_open("127.0.0.1", int(env[name])), name
+
+
+def test_keep_running_leaves_every_service_prometheus_and_the_dashboard_up(tmp_path):
+    """Embedded stack, a few applicants: after the summary every process still runs, Prometheus still scrapes
+    them all and the dashboard answers; `down` then stops everything."""
+    import requests
+
+    from deploy.services import pid_alive
+    from tests.deploy.stack_testlib import stack_for
+
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, CREDIT_RUN_DIR=str(run_dir), WORKERS="1", STACK="embedded")
+    env.update({name: str(free_port()) for name in PORT_VARS})
+    try:
+        proc = subprocess.run([sys.executable, "-m", "deploy.local", "run", "--applicants", "400", "--dirty", "0.05",
+                               "--seed", "2", "--timeout", "120", "--keep-running"],
+                              env=env, capture_output=True, text=True, timeout=400)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert json.loads(proc.stdout.strip().splitlines()[-1])["reconciled"] is True
+        assert "--keep-running: the stack stays up" in proc.stderr
+
+        stack = stack_for({key: env[key] for key in ("CREDIT_RUN_DIR", "WORKERS", "STACK", *PORT_VARS)})
+        pids = {svc.name: svc.pid() for svc in stack.services}
+        assert all(pids.values()), pids
+        targets = requests.get(f"{stack.prometheus.url}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+        assert {t["labels"]["instance"] for t in targets} == set(stack.prometheus.targets)
+        assert requests.get(f"{stack.dashboard.url}/health", timeout=5).status_code == 200
+    finally:
+        subprocess.run([sys.executable, "-m", "deploy.local", "down"], env=env, capture_output=True, timeout=180)
+    assert not any(pid_alive(pid) for pid in pids.values())
+    assert not list(run_dir.glob("*.pid"))
 
 
 def test_a_broker_crash_mid_run_is_reported_as_lost_applicants_by_id(tmp_path):
@@ -92,4 +127,43 @@ def test_a_broker_crash_mid_run_is_reported_as_lost_applicants_by_id(tmp_path):
         assert report["lost_count"] == lost_count and report["lost"][:len(sample)] == sample
     finally:
         subprocess.run([sys.executable, "-m", "deploy.local", "down"], env=env, capture_output=True, timeout=120)
+    assert not list(run_dir.glob("*.pid"))
+
+
+def test_a_stage_that_dies_inside_a_worker_fails_the_job_at_once_naming_worker_and_stage(tmp_path):
+    """Embedded stack: the job's worker runs tests.topology.crash_app; once its submit stage is at work, that
+    agent is cancelled inside the running process. The job fails with the worker and stage named, from the
+    worker's /health, long before its stall timeout (here longer than the test's own timeout), and stops
+    everything."""
+    import threading
+
+    import click
+    import pytest
+
+    from deploy.job import run_job
+    from deploy.services import wait_for
+    from tests.deploy.stack_testlib import has_processed, stack_for, with_crash_app
+
+    run_dir = tmp_path / "run"
+    trigger = tmp_path / "crash-trigger"
+    stack = with_crash_app(stack_for({"CREDIT_RUN_DIR": str(run_dir), "WORKERS": "1", "STACK": "embedded",
+                                      **{name: str(free_port()) for name in PORT_VARS}}), trigger)
+    worker = stack.workers[0]
+    crashed_at = threading.Event()
+
+    def crash_once_at_work() -> None:
+        try:
+            wait_for(lambda: has_processed(worker, "submit"), 300, interval=0.05, what="submit at work")
+        except TimeoutError:
+            return
+        trigger.write_text("submit")
+        crashed_at.set()
+
+    threading.Thread(target=crash_once_at_work, daemon=True).start()
+    with pytest.raises(click.ClickException) as failure:
+        run_job(stack, applicants=10_000, dirty=0, seed=4, keep_running=False, stall_timeout=3600)
+    message = failure.value.message
+    assert crashed_at.is_set(), message
+    assert message.startswith("worker-1: stage 'submit' crashed: "), message[:2000]
+    assert "stalled at" not in message and "--- worker-1 log tail ---" in message
     assert not list(run_dir.glob("*.pid"))

@@ -13,7 +13,8 @@ from deploy.services import pid_alive, port_open, free_port
 from tests.deploy.stack_testlib import stack_for
 
 PORT_VARS = ("BROKER_PORT", "MYSQL_PORT", "HBASE_PORT", "APPLICANT_API_PORT", "RISK_API_PORT",
-             "WORKER_1_WEB_PORT", "WORKER_2_WEB_PORT", "ZOOKEEPER_PORT")
+             "WORKER_1_WEB_PORT", "WORKER_2_WEB_PORT", "ZOOKEEPER_PORT", "PRODUCER_METRICS_PORT", "PROMETHEUS_PORT",
+             "DASHBOARD_PORT")
 
 
 @pytest.fixture()
@@ -45,8 +46,16 @@ def test_up_is_idempotent_and_down_leaves_nothing(stack_env):
         assert svc.answers(), svc.status()
 
     status = local(stack_env, "status").stdout
-    assert status.count("running") == len(stack.services), status
+    for svc in stack.services:
+        line = next(line for line in status.splitlines() if line.startswith(svc.name + " "))
+        assert line.split()[1] == "running", status
     assert f"stack: {stack_env['STACK']}" in status, status
+    # Prometheus and the dashboard answer where status says, and each worker's health is there
+    assert f"prometheus: http://127.0.0.1:{stack_env['PROMETHEUS_PORT']} " in status, status
+    assert f"dashboard: http://127.0.0.1:{stack_env['DASHBOARD_PORT']} " in status, status
+    assert requests.get(f"{stack.prometheus.url}/-/ready", timeout=5).status_code == 200
+    for worker in stack.workers:
+        assert f"{worker.name} health: " in status, status
 
     second = local(stack_env, "up")
     assert "started" not in second.stderr.replace("already running", ""), second.stderr

@@ -61,7 +61,7 @@ def test_kill_9_mid_run_then_restart_skips_nothing(db_url, api_server, settings_
     checkpoint = tmp_path / "producer.checkpoint"
     env = {**os.environ, "APPLICANT_API_URL": api_server.url, "APPLICANT_API_TOKEN": API_TOKEN,
            "KAFKA_BROKER": broker.url, "TOPIC_RAW": topic, "PRODUCER_CHECKPOINT": str(checkpoint),
-           "PRODUCER_BATCH": "100", "PRODUCER_INTERVAL": "0.2"}
+           "PRODUCER_BATCH": "100", "PRODUCER_INTERVAL": "0.2", "PRODUCER_METRICS_PORT": "0"}
     first = subprocess.Popen([sys.executable, "-m", "producer"], env=env, cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

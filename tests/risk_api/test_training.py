@@ -123,3 +123,19 @@ def test_train_cli_rejects_missing_file(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "risk_api", "train", "--data", str(tmp_path / "nope.csv")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def test_score_reference_is_the_training_scores_distribution(trained):
+    """The artifact carries its training scores' share per bin of the live probability histogram (upper edges
+    0.1 .. 1.0, a score on an edge in the bin it closes, as Prometheus' le): the reference of the population
+    stability index."""
+    ref = trained.artifact["score_reference"]
+    p = trained.pipeline.predict_proba(trained.data.matrix[trained.train_index])[:, 1]
+    edges = [k / 10 for k in range(1, 11)]
+    counts = [0] * 10
+    for x in p.tolist():
+        counts[next(k for k, edge in enumerate(edges) if x <= edge)] += 1
+    assert ref["bins"] == edges and ref["rows"] == len(p) == trained.artifact["report"]["rows_train"]
+    assert ref["share"] == [n / len(p) for n in counts]
+    assert abs(sum(ref["share"]) - 1.0) < 1e-9 and ref["sample"] == "train"
+    assert sum(1 for s in ref["share"] if s > 0.01) >= 3          # a spread, not one bin

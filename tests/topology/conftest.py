@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from credit_core.broker import bootstrap_servers
-from deploy.apache_servers import HBaseThrift
+from deploy.apache_servers import HBaseThrift, KafkaServer
 from deploy.services import FaustWorker, HBaseServer, free_port, wait_for
 from deploy.services import risk_api as risk_api_service
 from hbase_helper import layout
@@ -90,8 +90,10 @@ class Topology:
     run_dir: object
     workers: list = field(default_factory=list)
 
-    def worker(self) -> FaustWorker:
-        w = FaustWorker(name=f"worker{len(self.workers)}", run_dir=self.run_dir, env=self.env)
+    def worker(self, *, web_port: int | None = None, app: str | None = None, **env) -> FaustWorker:
+        """Start one more worker (its web server on ``web_port``; ``app``: another app module; ``env``: extra)."""
+        w = FaustWorker(name=f"worker{len(self.workers)}", run_dir=self.run_dir, env={**self.env, **env},
+                        web_port=web_port, **({"app": app} if app else {}))
         self.workers.append(w)
         w.start()
         return w
@@ -237,6 +239,8 @@ def _topology(broker, hbase, risk, tmp_path, **extra):
         "RISK_API_URL": risk.url, "RISK_API_TOKEN": risk.extra_env["RISK_API_TOKEN"],
         "FAUST_DATADIR": str(tmp_path / "faust"),
         "RETRY_CAP": "2", "MAX_RAW_BYTES": "200000",
+        # Tansu's end offsets are wrong: the embedded stack says so, as deploy.local does.
+        "KAFKA_END_OFFSETS_RELIABLE": "true" if isinstance(broker, KafkaServer) else "false",
     })
     env.update(extra)
     topo = Topology(env=env, settings=Settings.from_env(env), hbase=hbase, run_dir=tmp_path)

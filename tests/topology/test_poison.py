@@ -125,11 +125,13 @@ def items_of(messages):
 @given(raw_records())
 def test_filter_accounts_for_every_raw_message(records):
     msgs = [record_source(r) for r in records]
+    tally = Counter()
     clean, dead, kept = clean_batch(msgs, partitions=PARTITIONS, max_bytes=200_000, max_original=MAX_ORIGINAL,
-                                     per_message=3)
+                                     per_message=3, tally=tally)
     items = items_of(clean)
     letters = dead_letters(dead, "filter")
     assert kept == len(items)
+    assert tally == Counter({("clean", ""): kept})     # what the worker's metrics count
     seen = Counter([i["provenance"]["offset"] for i in items] + [d["source"]["offset"] for d in letters])
     assert seen == Counter(r.offset for r in records), "each raw message ends exactly once"
     for item in items:
@@ -244,10 +246,15 @@ def internal_messages(draw):
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(internal_messages())
 def test_decision_accounts_for_every_item(msgs):
+    tally = Counter()
     eligible, scored, dead, n = screen_batch(msgs, policy=Policy(), partitions=PARTITIONS,
-                                               max_original=MAX_ORIGINAL, per_message=2)
+                                               max_original=MAX_ORIGINAL, per_message=2, tally=tally)
     outcomes = len(items_of(eligible)) + len(items_of(scored)) + len(dead_letters(dead, "decision"))
     assert outcomes == sum(units(v) for _, v, _ in msgs)
+    # What the worker's metrics count: eligible items, and declines by their first policy rule.
+    declined = Counter(d["reasons"][0]["code"] for d in items_of(scored))
+    assert +tally == +Counter({("eligible", ""): len(items_of(eligible)),
+                               **{("declined_policy", code): n for code, n in declined.items()}})
 
 
 @pytest.fixture(scope="module")
@@ -263,13 +270,16 @@ def test_submit_accounts_for_every_item(risk_client, msgs):
                             retry_cap=0.2)
         try:
             return await score_batch(client, msgs, batch_size=4, per_message=2, policy_version="policy-test",
-                                      partitions=PARTITIONS, max_original=MAX_ORIGINAL)
+                                      partitions=PARTITIONS, max_original=MAX_ORIGINAL, tally=tally)
         finally:
             await client.close()
 
+    tally = Counter()
     scored, dead, _ = asyncio.run(run())
     decisions = items_of(scored)
     assert len(decisions) + len(dead_letters(dead, "submit")) == sum(units(v) for _, v, _ in msgs)
+    verdicts = Counter(d["decision"] for d in decisions)
+    assert +tally == +Counter({("approved", ""): verdicts["approve"], ("declined_model", ""): verdicts["decline"]})
     for dec in decisions:
         assert dec["decided_by"] == "model" and 0 <= dec["probability_of_default"] <= 1
 
@@ -319,11 +329,13 @@ def test_save_accounts_for_every_item(hbase_writer, msgs):
     from topology.stages.saving import save_batch
 
     with ThreadPoolExecutor(max_workers=1) as executor:
+        tally = Counter()
         events, dead, n = asyncio.run(save_batch(hbase_writer, executor, msgs, chunk=3, partitions=PARTITIONS,
-                                                 max_original=MAX_ORIGINAL, base=0.01, cap=0.05))
+                                                 max_original=MAX_ORIGINAL, base=0.01, cap=0.05, tally=tally))
     check_messages(events)
     saved = [orjson.loads(v) for _, _, v in events]
     assert len(saved) + len(dead_letters(dead, "save")) == sum(units(v) for _, v, _ in msgs)
+    assert +tally == +Counter({("saved", ""): len(saved)})
     for event in saved:
         assert event["saved_at"] >= event["decided_at"] and "applicant" not in event
 

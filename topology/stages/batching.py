@@ -11,33 +11,47 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any, Awaitable, Callable, Iterable
 
 from credit_core.jsoncodec import dumps, loads
 from credit_core.messages.dead_letter import dead_letter, item_bytes
+from credit_core.messages.envelope import replay_provenance
 from credit_core.messages.keys import id_key
 
 logger = logging.getLogger(__name__)
 
 Incoming = tuple[bytes | None, bytes | None, dict[str, Any]]     # (key, value, source)
 Outgoing = tuple[int, bytes | None, bytes]                        # (partition, key, value)
+Tally = Counter                                                   # (outcome, reason) -> applicants
 
 MAX_MESSAGE_BYTES = 900 << 10   # under the brokers' default message.max.bytes (1 MiB) with room for the batch
 
+# What a stage function counts in a ``tally`` (a collections.Counter of (outcome, reason)) when it is given one:
+# the outcomes of credit_stage_records_out_total. Dead letters are not counted there: the runner reads their
+# reason back (they are rare).
+CLEAN, DECLINED_POLICY, ELIGIBLE, APPROVED, DECLINED_MODEL, SAVED, DEAD_LETTERED = (
+    "clean", "declined_policy", "eligible", "approved", "declined_model", "saved", "dead_lettered")
+
 
 def message_source(event) -> Incoming:
-    """(key, value, source) of a faust event."""
+    """(key, value, source) of a faust event; a DLQ replay's headers add its provenance to the source."""
     m = event.message
     ts = m.timestamp
-    return m.key, m.value, {"topic": m.topic, "partition": m.partition, "offset": m.offset,
-                            "timestamp_ms": int(ts * 1000) if ts else None}
+    src = {"topic": m.topic, "partition": m.partition, "offset": m.offset,
+           "timestamp_ms": int(ts * 1000) if ts else None}
+    if m.headers:
+        src.update(replay_provenance(m.headers))
+    return m.key, m.value, src
 
 
 def record_source(m) -> Incoming:
-    """(key, value, source) of an aiokafka ConsumerRecord; headers are not read (nothing depends on them)."""
-    return m.key, m.value, {"topic": m.topic, "partition": m.partition, "offset": m.offset,
-                            "timestamp_ms": m.timestamp}
+    """(key, value, source) of an aiokafka ConsumerRecord; of its headers only a DLQ replay's are read, into
+    the source (attempt, replayed_from, replay_run: credit_core.messages.envelope.replay_provenance)."""
+    src = {"topic": m.topic, "partition": m.partition, "offset": m.offset, "timestamp_ms": m.timestamp}
+    if m.headers:
+        src.update(replay_provenance(m.headers))
+    return m.key, m.value, src
 
 
 def decode_items(value: bytes | None) -> list[Any]:

@@ -18,7 +18,7 @@ from credit_core.messages.dead_letter import dead_letter
 from credit_core.messages.envelope import Rejected, best_effort_id, parse
 from credit_core.messages.item import clean_item
 from credit_core.messages.keys import id_key, partition_for
-from topology.stages.batching import Incoming, Outgoing, pack
+from topology.stages.batching import CLEAN, Incoming, Outgoing, Tally, pack
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +37,10 @@ def clean_one(key: bytes | None, value: bytes | None, src: Mapping[str, Any], *,
 
 
 def clean_batch(messages: Iterable[Incoming], *, partitions: int, max_bytes: int, max_original: int,
-                per_message: int) -> tuple[list[Outgoing], list[Outgoing], int]:
+                per_message: int, tally: Tally | None = None) -> tuple[list[Outgoing], list[Outgoing], int]:
     """(messages for applicants.clean, messages for the DLQ, applicants kept) for raw (key, value, source) tuples.
 
-    Every message ends in exactly one of the two lists, whatever its bytes.
+    Every message ends in exactly one of the two lists, whatever its bytes.  ``tally`` counts the kept ones.
     """
     ingested_at = now_ms()
     clean: list[tuple[int, dict[str, Any]]] = []
@@ -71,4 +71,7 @@ def clean_batch(messages: Iterable[Incoming], *, partitions: int, max_bytes: int
         dead.append(dead_letter(stage=STAGE, reason="clean record cannot be sent",
                                 errors=[{"field": "$", "reason": why}], original=value, key=key, src=src,
                                 app_id=item["id"], partitions=partitions, max_original=max_original))
-    return out, dead, len(clean) - len(rejects)
+    kept = len(clean) - len(rejects)
+    if tally is not None:
+        tally[(CLEAN, "")] += kept
+    return out, dead, kept

@@ -16,7 +16,7 @@ from credit_core.messages.dead_letter import item_dead_letter
 from credit_core.messages.decision import decision
 from credit_core.messages.item import item_error
 from topology.risk_client import RiskClient
-from topology.stages.batching import Incoming, Outgoing, collect_items, pack
+from topology.stages.batching import APPROVED, DECLINED_MODEL, Incoming, Outgoing, Tally, collect_items, pack
 
 logger = logging.getLogger(__name__)
 
@@ -92,9 +92,10 @@ async def score_items(client: RiskClient, items: list[tuple[int, dict]], *, batc
 
 
 async def score_batch(client: RiskClient, msgs: Iterable[Incoming], *, batch_size: int, per_message: int,
-                      policy_version: str, partitions: int, max_original: int
+                      policy_version: str, partitions: int, max_original: int, tally: Tally | None = None
                       ) -> tuple[list[Outgoing], list[Outgoing], int]:
-    """(messages for applicants.scored, dlq messages, items read) for (key, value, source) messages of .eligible."""
+    """(messages for applicants.scored, dlq messages, items read) for (key, value, source) messages of .eligible;
+    ``tally`` counts the model's approvals and declines."""
     items, unreadable = collect_items(msgs, partitions, max_original, STAGE, item_error)
     scored, refused = await score_items(client, items, batch_size=batch_size, policy_version=policy_version,
                                         partitions=partitions, max_original=max_original)
@@ -103,4 +104,9 @@ async def score_batch(client: RiskClient, msgs: Iterable[Incoming], *, batch_siz
                                errors=[{"field": "$", "reason": why}], partitions=partitions,
                                max_original=max_original)
               for _, dec, why in unsendable]
+    if tally is not None:
+        approved = sum(1 for _, dec in scored if dec["decision"] == "approve")
+        approved -= sum(1 for _, dec, _ in unsendable if dec["decision"] == "approve")
+        tally[(APPROVED, "")] += approved
+        tally[(DECLINED_MODEL, "")] += len(scored) - len(unsendable) - approved
     return out, unreadable + refused + unsent, len(items)

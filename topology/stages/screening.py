@@ -11,7 +11,7 @@ from credit_core.messages.dead_letter import item_dead_letter
 from credit_core.messages.decision import decision
 from credit_core.messages.item import item_error
 from topology.policy import Policy
-from topology.stages.batching import Incoming, Outgoing, collect_items, pack
+from topology.stages.batching import DECLINED_POLICY, ELIGIBLE, Incoming, Outgoing, Tally, collect_items, pack
 
 logger = logging.getLogger(__name__)
 
@@ -28,12 +28,14 @@ def policy_decline(item: Mapping[str, Any], policy: Policy, decided_at: int) -> 
 
 
 def screen_batch(messages: Iterable[Incoming], *, policy: Policy, partitions: int, max_original: int,
-                 per_message: int) -> tuple[list[Outgoing], list[Outgoing], list[Outgoing], int]:
+                 per_message: int, tally: Tally | None = None
+                 ) -> tuple[list[Outgoing], list[Outgoing], list[Outgoing], int]:
     """(eligible messages, declined-decision messages for applicants.scored, dlq messages, items read) for
     internal-topic messages from applicants.clean.
 
     Every item ends in exactly one of the three lists of messages; a message
-    that is not a JSON array of items gets one dead letter.
+    that is not a JSON array of items gets one dead letter.  ``tally`` counts
+    the eligible items and the declines by their first policy rule.
     """
     decided_at = now_ms()
     items, dead = collect_items(messages, partitions, max_original, STAGE, item_error)
@@ -58,4 +60,10 @@ def screen_batch(messages: Iterable[Incoming], *, policy: Policy, partitions: in
         dead.append(item_dead_letter(stage=STAGE, item=item, reason="record cannot be sent",
                                      errors=[{"field": "$", "reason": why}], partitions=partitions,
                                      max_original=max_original))
+    if tally is not None:
+        tally[(ELIGIBLE, "")] += len(eligible) - len(eligible_unsendable)
+        for _, dec in declined:
+            tally[(DECLINED_POLICY, dec["reasons"][0]["code"])] += 1
+        for _, dec, _ in declined_unsendable:
+            tally[(DECLINED_POLICY, dec["reasons"][0]["code"])] -= 1
     return eligible_out, declined_out, dead, len(items)

@@ -15,7 +15,9 @@ relies on end offsets, which Tansu reports wrongly) and no transactions
 Importing this module only creates the app: the environment is read when the
 app is configured (faust's ``on_configured`` signal, on the first use of
 ``app.conf``), and the GC is tuned when a worker initialises
-(``on_worker_init``).
+(``on_worker_init``).  ``app.health`` (topology.worker.monitor) watches the
+stages; topology.worker.web serves GET /metrics, /health and /ready on faust's
+web server.
 """
 
 from __future__ import annotations
@@ -35,12 +37,13 @@ from topology.settings import Settings
 from topology.stages.config import StageConfig, stage_config
 from topology.worker import codec
 from topology.worker.emit import Emitter
+from topology.worker.monitor import WorkerHealth
 from topology.worker.topics import PipelineTopics, pipeline_topics
 from topology.worker.transport import TopologyConsumer
 
 logger = logging.getLogger(__name__)
 
-AGENT_MODULES = ["topology.worker.agents"]
+AGENT_MODULES = ["topology.worker.agents", "topology.worker.web"]
 
 
 def faust_options(settings: Settings) -> dict[str, Any]:
@@ -61,7 +64,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
 
 
 class TopologyApp(faust.App):
-    """The topology's faust app: its Settings, Policy, StageConfig, topics and Emitter once configured."""
+    """The topology's faust app: its Settings, Policy, StageConfig, topics, Emitter and health once configured."""
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self._env = env
@@ -70,6 +73,7 @@ class TopologyApp(faust.App):
         self._stage_config: StageConfig | None = None
         self._topics: PipelineTopics | None = None
         self._emitter: Emitter | None = None
+        self._health: WorkerHealth | None = None
         super().__init__(
             "credit-risk-topology",   # replaced by TOPOLOGY_APP_ID when configured
             autodiscover=AGENT_MODULES,
@@ -83,6 +87,7 @@ class TopologyApp(faust.App):
             web_bind="127.0.0.1",
         )
         self.on_configured.connect(self._configure_from_settings)
+        self.on_partitions_assigned.connect(self._note_partitions_assigned)
 
     def _configure_from_settings(self, app, conf, **kwargs) -> None:
         """faust's ``on_configured``: read the environment into Settings and Policy, and set faust's settings."""
@@ -128,6 +133,16 @@ class TopologyApp(faust.App):
             self._emitter = Emitter(self, partitions=cfg.partitions, retry_base=cfg.retry_base,
                                     retry_cap=cfg.retry_cap)
         return self._emitter
+
+    @property
+    def health(self) -> WorkerHealth:
+        if self._health is None:
+            self._health = WorkerHealth(self)
+        return self._health
+
+    async def _note_partitions_assigned(self, app, assigned, **kwargs) -> None:
+        """faust's ``on_partitions_assigned``: the consumer group gave this worker its partitions."""
+        self.health.on_partitions_assigned(assigned)
 
     def standby_agent(self, fun, *, name: str, channel) -> AgentT:
         """An agent built like ``app.agent`` would, but not registered: the worker does not run it, and faust's

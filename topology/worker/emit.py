@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Sequence
+from typing import Callable, Sequence
 
 from aiokafka.errors import KafkaError
 
@@ -61,13 +61,17 @@ class Emitter:
         await self._declare(topic)
         await send_batches(self._producer(), topic, messages, partitions=self.partitions)
 
-    async def send(self, topic: str, messages: Sequence[Message]) -> None:
-        """Send and wait until the broker has them all; a failure resends the lot (at-least-once) after a backoff."""
+    async def send(self, topic: str, messages: Sequence[Message], *,
+                   on_retry: Callable[[BaseException], None] | None = None) -> None:
+        """Send and wait until the broker has them all; a failure resends the lot (at-least-once) after a backoff,
+        and is passed to ``on_retry`` (the sending stage's credit_retries_total{cause="broker"})."""
         if not messages:
             return
         await retry_forever(lambda: self._send_once(topic, messages), what=f"send {len(messages)} to {topic}",
-                            retry_on=RETRYABLE, base=self.retry_base, cap=self.retry_cap, log=logger)
+                            retry_on=RETRYABLE, base=self.retry_base, cap=self.retry_cap, log=logger,
+                            on_retry=on_retry)
 
-    async def send_all(self, batches: dict[str, Sequence[Message]]) -> None:
+    async def send_all(self, batches: dict[str, Sequence[Message]], *,
+                       on_retry: Callable[[BaseException], None] | None = None) -> None:
         """Send to several topics concurrently; returns when all are delivered."""
-        await asyncio.gather(*(self.send(t, m) for t, m in batches.items() if m))
+        await asyncio.gather(*(self.send(t, m, on_retry=on_retry) for t, m in batches.items() if m))

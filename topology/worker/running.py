@@ -1,11 +1,14 @@
 """The body every stage's faust agent shares: batches of events, each handled and delivered before its offsets
-may be committed (``hold`` / ``release``), under ``handle_guarded``'s safety net."""
+may be committed (``hold`` / ``release``), under ``handle_guarded``'s safety net, timed and watched (its task's
+start and end go to the stage's StageWatch: health sees an actor that is gone)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import contextmanager
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 
 from topology.stages.batching import StageStats, handle_guarded, message_source
 
@@ -23,24 +26,51 @@ async def batches(stream, size: int, within: float, *, literal: bool = False) ->
             yield events
 
 
-async def run_stage(stream, stage: str, handle: Callable[[list], Awaitable[int]],
+async def run_stage(stream, instruments, handle: Callable[[list], Awaitable[int]],
                     send_dead: Callable[[list], Awaitable[None]], *, take: int, within: float, literal: bool,
                     partitions: int, max_original: int) -> None:
-    """A faust agent's body: batches of events, each handled under ``handle_guarded``, with the stage's stats."""
+    """A faust agent's body: batches of events, each handled under ``handle_guarded``, with the stage's stats.
+
+    ``instruments`` (topology.worker.monitor.Instruments) times each batch and
+    hears when this task starts and ends, and why.
+    """
+    stage = instruments.stage
     stats = StageStats(stage)
-    async for events in batches(stream, take, within, literal=literal):
-        started = time.monotonic()
-        hold(events)
-        handled = 0
-        try:
-            handled = await handle_guarded(stage, handle, [message_source(e) for e in events], send_dead,
-                                           partitions=partitions, max_original=max_original)
-        except BaseException:
-            logger.warning("%s: a batch of %d message(s) was abandoned (%s); its offsets stay uncommitted and "
-                           "the partition's next owner replays it", stage, len(events), describe_sources(events))
-            raise
-        release(events)
-        stats.add(len(events), handled, time.monotonic() - started)
+    with watched(instruments.watch):
+        async for events in batches(stream, take, within, literal=literal):
+            started = time.monotonic()
+            hold(events)
+            handled = 0
+            try:
+                handled = await handle_guarded(stage, handle, [message_source(e) for e in events], send_dead,
+                                               partitions=partitions, max_original=max_original)
+            except BaseException:
+                logger.warning("%s: a batch of %d message(s) was abandoned (%s); its offsets stay uncommitted "
+                               "and the partition's next owner replays it", stage, len(events),
+                               describe_sources(events))
+                raise
+            release(events)
+            busy = time.monotonic() - started
+            instruments.batch(busy)
+            stats.add(len(events), handled, busy)
+
+
+@contextmanager
+def watched(watch, ended: str = "its stream ended") -> Iterator[None]:
+    """Tell ``watch`` (a StageWatch) that the current task runs the stage, and when and why it stops
+    (``ended`` when the block just ends)."""
+    watch.task_started()
+    why = ended
+    try:
+        yield
+    except asyncio.CancelledError:
+        why = "its task was cancelled"
+        raise
+    except BaseException as exc:
+        why = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        watch.task_ended(why)
 
 
 def hold(events) -> None:

@@ -100,3 +100,29 @@ def test_versions_of_one_application_in_one_batch_are_all_kept_and_the_latest_is
     row = _read(hbase_server, prefix, 1)
     assert row["provenance"]["seq"] == 30 and row["applicant"]["annual_inc"] == 30_000.0
     assert [h["provenance"]["seq"] for h in row["history"]] == [10, 20, 30]
+
+
+def test_failed_writes_are_retried_and_counted_and_each_write_reports_what_it_saved(hbase_server):
+    from prometheus_client import CollectorRegistry
+
+    from deploy.services import free_port
+    from hbase_helper.metrics import HBaseWriterMetrics
+
+    live = HBaseSettings(host=hbase_server.host, port=hbase_server.port, table_prefix="s" + uuid.uuid4().hex[:8])
+    registry = CollectorRegistry()
+    writer = DecisionWriter(live.with_(port=free_port(), timeout_ms=2000), metrics=HBaseWriterMetrics(registry))
+    retries, saved = [], []
+
+    def on_retry(exc):
+        retries.append(exc)
+        if len(retries) == 2:
+            writer.settings = live          # HBase is back: the next attempt reaches it
+
+    with ThreadPoolExecutor(1) as ex:
+        events, dead = asyncio.run(save_decisions(
+            writer, ex, decisions(10), chunk=4, partitions=4, max_original=100000, base=0.01, cap=0.02,
+            on_retry=on_retry, on_saved=lambda at, decs: saved.append((at, [d["id"] for d in decs]))))
+    assert dead == [] and len(events) == 10 and len(retries) == 2
+    assert registry.get_sample_value("credit_hbase_write_retries_total") == 2
+    assert [ids for _, ids in saved] == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10]]
+    assert {loads(v)["saved_at"] for _, _, v in events} == {at for at, _ in saved}
