@@ -20,10 +20,8 @@ DECISIONS_STEP = 30.0            # seconds per bar of the decisions chart
 LATENCY_STEP = 30.0              # seconds per point of the latency chart
 RECENT = 60.0                    # "now" figures (latency quantiles, batch durations) cover this many seconds
 QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
-GRADE_NOTE = ("No metric carries the applicant's grade (the catalogue labels decisions by outcome, policy rule "
-              "and model version only), so approval by grade cannot be computed from metrics. Shown instead: "
-              "the approval rate overall and among scored applicants (the grades the policy lets through), and "
-              "the policy declines by rule (the grade rule declines every applicant of a declined grade).")
+GRADE_NOTE = ("Decisions written to HBase, by the applicant's grade (credit_decisions_saved_total): the policy "
+              "declines grades E-G whatever the model says.")
 
 RECORDS_IN = "credit_stage_records_in_total"
 RECORDS_OUT = "credit_stage_records_out_total"
@@ -34,6 +32,7 @@ PUBLISHED = "credit_producer_applicants_published_total"
 SCORES = "credit_risk_score_probability_bucket"
 REFERENCE = "credit_risk_model_reference_share"
 RISK_DECISIONS = "credit_risk_decisions_total"
+SAVED_BY_GRADE = "credit_decisions_saved_total"
 
 
 def is_worker(name: str) -> bool:
@@ -391,9 +390,23 @@ def approval(targets: Mapping[str, TargetView]) -> dict[str, Any]:
         "policy_declines_by_rule": {k: int(v) for k, v in sorted(rules.items(), key=lambda kv: -kv[1])},
         "policy_share": _round(figures.ratio(policy, decided)),
         "risk_api_decisions": {k: int(v) for k, v in sorted(risk.items())},
-        "by_grade": None,
+        "by_grade": approval_by_grade(workers),
         "by_grade_note": GRADE_NOTE,
     }
+
+
+def approval_by_grade(snapshots: Iterable[Snapshot]) -> dict[str, dict[str, Any]]:
+    """grade -> {approved, declined, rate}: the workers' saved decisions by grade, summed over the workers."""
+    counts: dict[str, dict[str, float]] = {}
+    for snapshot in snapshots:
+        for labels, value in promtext.select(snapshot, SAVED_BY_GRADE):
+            grade = promtext.label(labels, "grade")
+            verdict = "approved" if promtext.label(labels, "decision") == "approve" else "declined"
+            row = counts.setdefault(grade, {"approved": 0.0, "declined": 0.0})
+            row[verdict] += value
+    return {grade: {"approved": int(row["approved"]), "declined": int(row["declined"]),
+                    "rate": _round(figures.ratio(row["approved"], row["approved"] + row["declined"]))}
+            for grade, row in sorted(counts.items())}
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:

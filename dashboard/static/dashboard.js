@@ -270,6 +270,10 @@
       return [k, num(fmtInt(a.policy_declines_by_rule[k]))];
     }));
     $('grade-note').textContent = a.by_grade_note;
+    fillTable('approval-by-grade', Object.keys(a.by_grade).map(function (g) {
+      var row = a.by_grade[g];
+      return [g, num(fmtInt(row.approved)), num(fmtInt(row.declined)), num(fmtPct(row.rate))];
+    }));
     var risk = Object.keys(a.risk_api_decisions).map(function (k) {
       return k + ' ' + fmtInt(a.risk_api_decisions[k]);
     });

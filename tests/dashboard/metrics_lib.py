@@ -23,6 +23,8 @@ class WorkerMetrics:
         self.retries = Counter("credit_retries_total", "retries", ["stage", "cause"], registry=r)
         self.lag_available = Gauge("credit_consumer_lag_available", "lag ok", registry=r)
         self.rows = Counter("credit_hbase_rows_written_total", "rows", ["table"], registry=r)
+        self.saved_by_grade = Counter("credit_decisions_saved_total", "saved", ["decision", "decided_by", "grade"],
+                                      registry=r)
 
     def text(self) -> str:
         return generate_latest(self.registry).decode()

@@ -136,6 +136,13 @@ def test_decisions_approval_scores_and_psi():
     out.labels(stage="decision", outcome="declined_policy", reason="POLICY_GRADE").inc(15)
     out.labels(stage="decision", outcome="declined_policy", reason="POLICY_MIN_INCOME").inc(5)
     out.labels(stage="filter", outcome="clean", reason="").inc(100)
+    saved = w.saved_by_grade
+    saved.labels(decision="approve", decided_by="model", grade="A").inc(30)
+    saved.labels(decision="decline", decided_by="model", grade="A").inc(10)
+    saved.labels(decision="approve", decided_by="model", grade="B").inc(30)
+    saved.labels(decision="decline", decided_by="model", grade="B").inc(10)
+    saved.labels(decision="decline", decided_by="policy", grade="E").inc(15)
+    saved.labels(decision="decline", decided_by="policy", grade="B").inc(5)
     # live scores: 50 in (0, 0.1], 50 in (0.1, 0.2] (the reference says 30 % and 20 %)
     for value in [0.05] * 50 + [0.15] * 50:
         risk.scores.labels(model_version="m-1").observe(value)
@@ -151,7 +158,9 @@ def test_decisions_approval_scores_and_psi():
     a = body["approval"]
     assert a["overall"] == 0.6 and a["scored"] == 0.75 and a["policy_share"] == 0.2
     assert a["policy_declines_by_rule"] == {"POLICY_GRADE": 15, "POLICY_MIN_INCOME": 5}
-    assert a["by_grade"] is None and "grade" in a["by_grade_note"]
+    assert a["by_grade"] == {"A": {"approved": 30, "declined": 10, "rate": 0.75},
+                             "B": {"approved": 30, "declined": 15, "rate": 0.6667},
+                             "E": {"approved": 0, "declined": 15, "rate": 0.0}}
     assert a["risk_api_decisions"] == {"approved": 60}
     s = body["scores"]
     assert s["model_version"] == "m-1" and s["count"] == 100 and s["basis"] == "the last 15 minutes"

@@ -98,6 +98,12 @@ def test_worker_metrics_count_what_was_saved_and_dead_lettered(topology, workloa
 
     assert value(m, "credit_stage_records_in_total", stage="save") == result["rows"]
     assert outcomes(m, "save") == {("saved", ""): result["rows"]}
+    # ... and by grade (the dashboard's approval rate by grade): every grade a real one, totals as decided.
+    by_grade = series(m, "credit_decisions_saved_total")
+    assert {dict(lab)["grade"] for lab in by_grade} <= set("ABCDEFG")
+    assert value(m, "credit_decisions_saved_total", decision="approve") == model["approve"]
+    assert value(m, "credit_decisions_saved_total", decided_by="policy") == sum(policy.values())
+    assert value(m, "credit_decisions_saved_total") == result["rows"]
 
     # Histograms: a batch duration per batch of each stage, a latency per applicant saved.
     for stage in STAGES:

@@ -41,6 +41,16 @@ def reason_label(reason: Any) -> str:
     return text[:MAX_REASON_LABEL]
 
 
+GRADES = frozenset("ABCDEFG")
+
+
+def grade_label(decision: dict) -> str:
+    """The applicant's grade as a label value: A-G, else "other" (a label value never comes from input as is)."""
+    applicant = decision.get("applicant")
+    grade = applicant.get("grade") if isinstance(applicant, dict) else None
+    return grade if grade in GRADES else "other"
+
+
 def dead_letter_reasons(dead: Iterable[tuple[int, bytes | None, bytes]]) -> Tally:
     """How many of the (partition, key, value) DLQ messages have each reason (read back from their JSON)."""
     reasons: Tally = Tally()
@@ -100,6 +110,9 @@ class WorkerMetrics:
                                         "batch", ["stage"], buckets=BATCH_BUCKETS, registry=registry)
         self.retries = Counter("credit_retries", "Failures retried, by stage and cause (risk_api, hbase, broker)",
                                ["stage", "cause"], registry=registry)
+        self.decisions_by_grade = Counter("credit_decisions_saved", "Decisions written to HBase, by decision "
+                                          "(approve, decline), who decided (policy, model) and the applicant's "
+                                          "grade (A-G)", ["decision", "decided_by", "grade"], registry=registry)
         self.latency = BatchHistogram("credit_end_to_end_latency_seconds", "Raw record timestamp to its HBase "
                                       "write done, per applicant saved", LATENCY_BUCKETS, registry=registry)
 
@@ -159,7 +172,11 @@ class StageMeter:
         return lambda exc: child.inc()
 
     def saved(self, saved_at: int, decisions: Sequence[dict]) -> None:
-        """Decisions written to HBase at ``saved_at`` (epoch ms): the latency from each raw record's timestamp."""
+        """Decisions written to HBase at ``saved_at`` (epoch ms): their counts by grade, and the latency from each
+        raw record's timestamp."""
+        by_grade = Tally((d.get("decision"), d.get("decided_by"), grade_label(d)) for d in decisions)
+        for labels, count in by_grade.items():
+            self._metrics.decisions_by_grade.labels(*labels).inc(count)
         stamps = [d["provenance"].get("timestamp_ms") for d in decisions]
         try:
             ms = np.array(stamps, dtype=np.int64)

@@ -79,6 +79,20 @@ def test_saved_decisions_observe_their_latency_from_the_raw_timestamp():
     assert sample(registry, f"{name}_bucket", le="+Inf") == 5
 
 
+def test_saved_decisions_are_counted_by_grade_and_an_unknown_grade_is_other():
+    registry = CollectorRegistry()
+    meter = WorkerMetrics(registry).stage("save")
+    decisions = [{"decision": "approve", "decided_by": "model", "applicant": {"grade": "A"}, "provenance": {}}] * 3
+    decisions += [{"decision": "decline", "decided_by": "policy", "applicant": {"grade": "F"}, "provenance": {}}]
+    decisions += [{"decision": "decline", "decided_by": "model", "applicant": {"grade": "<script>"},
+                   "provenance": {}}]
+    meter.saved(1_700_000_000_000, decisions)
+    name = "credit_decisions_saved_total"
+    assert sample(registry, name, decision="approve", decided_by="model", grade="A") == 3
+    assert sample(registry, name, decision="decline", decided_by="policy", grade="F") == 1
+    assert sample(registry, name, decision="decline", decided_by="model", grade="other") == 1
+
+
 def test_the_batch_histogram_buckets_as_prometheus_clients_histogram_does():
     rng = random.Random(7)
     values = [rng.choice(LATENCY_BUCKETS) for _ in range(50)] + [rng.uniform(0, 900) for _ in range(500)] + [0.0]
