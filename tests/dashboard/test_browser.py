@@ -2,13 +2,15 @@
 
 The run has dirty input (rows the import refuses, records that end in the DLQ). The page's counters must come
 to equal the run's reconciled summary; an approved, a declined and a dead-lettered application are looked up;
-any console error, failed request or request elsewhere fails the test. Screenshots are saved under the test's
-tmp folder (``artifacts/``; the path is printed)."""
+any console error, failed request or request elsewhere fails the test. Screenshots are saved as test artifacts
+under ``test-artifacts/dashboard/<stack>/`` (``TEST_ARTIFACTS`` moves them; the path is printed)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -70,10 +72,15 @@ def _stored(host: str, port: int) -> dict[str, dict]:
         return {kind: get_decision(conn, row["id"]) for kind, row in found.items()}
 
 
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS") or Path(__file__).resolve().parents[2] / "test-artifacts")
+
+
 @pytest.fixture
-def artifacts(tmp_path):
-    path = tmp_path / "artifacts"
-    path.mkdir()
+def artifacts(stack):
+    """test-artifacts/dashboard/<stack>/ (TEST_ARTIFACTS moves it), emptied first: it outlives the test run."""
+    path = ARTIFACTS / "dashboard" / stack
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
     print(f"\ndashboard screenshots: {path}")
     return path
 
@@ -155,7 +162,8 @@ def test_the_dashboard_in_chromium_shows_the_reconciled_run(stack, tmp_path, art
                                        " && document.querySelectorAll('#decision-totals tbody tr').length > 0")
                 assert page.inner_text("#psi-band") in ("stable", "watch", "shift")
                 assert f"{summary['approved']:,}" in page.inner_text("#decision-totals")
-                assert "grade" in page.inner_text("#grade-note")
+                grades = page.locator("#approval-by-grade tbody tr").all_inner_texts()
+                assert grades and all(row.split()[0] in "ABCDEFG" for row in grades), grades
                 page.screenshot(path=str(artifacts / "business.png"), full_page=True)
 
                 page.click("#tab-lookup")
