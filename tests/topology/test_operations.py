@@ -163,6 +163,8 @@ def test_with_metrics_off_nothing_is_recorded_and_health_still_works(topology, w
         assert recorded not in names
     assert sum(series(m, "credit_stage_state").values()) == len(STAGES)    # health is not a metric to switch off
     assert get(port, "/health").status_code == 200
+    # The worker's web server serves its own routes, not faust's partition map (which host holds what).
+    assert get(port, "/router/").status_code == 404
 
 
 def test_ready_only_once_the_worker_has_its_partitions(topology, workload):

@@ -59,6 +59,10 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "producer_max_request_size": max(settings.producer_batch_bytes, 1 << 20) + (1 << 16),
         "web_enabled": settings.web_enabled,
         "web_port": settings.web_port,
+        # Only /metrics, /health and /ready (topology.worker.web): faust's /router would show which host holds
+        # which partition, and there are no tables.
+        "web_router_enabled": False,
+        "web_tables_enabled": False,
         "datadir": os.path.join(settings.datadir, settings.app_id),
     }
 
