@@ -637,6 +637,8 @@ def run_part(stack: Stack, part: str, plan: Plan) -> None:
                   f"{base[0]['mode']}; worker CPU {med(worker_cpu(new)):.1f} against {med(worker_cpu(base)):.1f} "
                   "us per applicant", flush=True)
     elif part == "metrics":
+        print("  warm-up (not counted):", flush=True)    # as in the full run: the JVMs compile their hot paths
+        show_run(run_throughput(stack, "pipeline", WARM_UP, 600))
         on, off = metrics_pairs(stack, plan)
         med = statistics.median
         print(f"  metrics on: median {med(per_second(on)):,.0f}/s against {med(per_second(off)):,.0f}/s off "
