@@ -15,7 +15,7 @@ setup-apache:
 	@bash deploy/scripts/bootstrap.sh --apache
 
 run: setup
-	$(PY) -m deploy.local run --stack $(STACK) --applicants $(APPLICANTS)
+	$(PY) -m deploy.local run --stack $(STACK) --applicants $(APPLICANTS) $(if $(KEEP_RUNNING),--keep-running,)
 
 up: setup
 	$(PY) -m deploy.local up --stack $(STACK)
