@@ -29,15 +29,34 @@ fi
 
 # Operations: Prometheus (promtool checks the alert rules; the local stack runs its own server), Debian's
 # Chromium (the dashboard's browser tests drive it through Playwright; no browser download) and Chart.js
-# (the dashboard serves it itself: nothing comes from a CDN).
+# (the dashboard serves it itself: nothing comes from a CDN). Deployment: docker-compose, whose `config` checks
+# deploy/container/compose.yaml offline (tests/deploy/test_compose.py; no Docker engine is installed or needed).
 missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ -f /usr/share/javascript/chart.js/chart.min.js ] || missing+=(libjs-chart.js)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]} (no system service is started)" >&2
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# kubectl renders the Kubernetes manifests offline (`kubectl kustomize`, kustomize v5: kubectl >= 1.27) in
+# tests/deploy/test_k8s.py; no cluster is contacted. The Debian package `kubectl` where an apt source has it
+# (Debian 12's own kubernetes-client is 1.20, whose kustomize v2 cannot render deploy/k8s); else the same
+# kustomize engine kubectl 1.32 embeds (v5.5.0), built from its Go module into the git-ignored .cache/bin.
+if ! command -v kubectl >/dev/null 2>&1 && [ ! -x .cache/bin/kustomize ]; then
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  if apt-cache policy kubectl 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    echo "bootstrap: installing kubectl (only its offline kustomize is used)" >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubectl >/dev/null
+  elif command -v go >/dev/null 2>&1; then
+    echo "bootstrap: no kubectl package; building kustomize v5.5.0 into .cache/bin" >&2
+    GOBIN="$PWD/.cache/bin" go install sigs.k8s.io/kustomize/kustomize/v5@v5.5.0
+  else
+    echo "bootstrap: neither a kubectl package nor Go: tests/deploy/test_k8s.py cannot render deploy/k8s" >&2
+  fi
 fi
 
 # The apache stack (Apache Kafka, Apache HBase from Maven Central jars) needs Java 17+ and Maven.

@@ -250,7 +250,10 @@ def test_a_stage_waiting_on_a_down_service_is_stalled_and_its_retries_counted(re
     assert "waiting" in body["stages"][stage]["error"]
     if body["lag_available"]:
         assert body["stages"][stage]["lag"] > 0
-    assert all(st["state"] in ("running", "idle") for name, st in body["stages"].items() if name != stage), body
+    # No other stage has crashed. One may be stalled too, truthfully: the faust agents share the worker's consumer,
+    # whose fetch waits while the blocked stage's buffer is full, so a record for another stage can wait behind it.
+    assert all(st["state"] != "crashed" for st in body["stages"].values()), body
+    assert body["stages"]["filter"]["state"] in ("running", "idle"), body    # its own aiokafka consumer
     m = scrape(port)
     assert value(m, "credit_stage_state", stage=stage, state="stalled") == 1
     assert value(m, "credit_retries_total", stage=stage, cause=outage) > 0
