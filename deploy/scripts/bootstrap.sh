@@ -59,6 +59,20 @@ if ! command -v kubectl >/dev/null 2>&1 && [ ! -x .cache/bin/kustomize ]; then
   fi
 fi
 
+# Strimzi's custom-resource schemas as the npm registry publishes them (validators generated from Strimzi's CRDs):
+# tests/deploy/test_k8s.py checks deploy/k8s's Kafka, KafkaNodePool and KafkaTopic with them, offline, under node.
+STRIMZI_MODELS=@kubernetes-models/strimzi-kafka-operator@1.0.1
+if [ ! -d .cache/strimzi-models/node_modules/@kubernetes-models/strimzi-kafka-operator ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "bootstrap: installing nodejs and npm (for Strimzi's published schemas)" >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  echo "bootstrap: installing $STRIMZI_MODELS into .cache/strimzi-models" >&2
+  mkdir -p .cache/strimzi-models
+  npm install --prefix .cache/strimzi-models --silent --no-audit --no-fund "$STRIMZI_MODELS" >/dev/null
+fi
+
 # The apache stack (Apache Kafka, Apache HBase from Maven Central jars) needs Java 17+ and Maven.
 java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1; }
 if [ "$APACHE" = 1 ] && { ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ] 2>/dev/null || ! command -v mvn >/dev/null 2>&1; }; then
