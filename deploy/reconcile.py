@@ -41,7 +41,8 @@ class Reconciliation:
     dlq_without_id: int            # dead letters naming no application
     missing: list[int] = field(default_factory=list)           # in the store, in neither HBase nor the DLQ
     unpublished: list[int] = field(default_factory=list)       # of missing: beyond the producer's checkpoint
-    both: list[int] = field(default_factory=list)              # in HBase and the DLQ
+    both: list[int] = field(default_factory=list)              # in HBase and the DLQ, never replayed
+    replayed: list[int] = field(default_factory=list)          # in HBase and the DLQ: a replay (dlq) saved them
     hbase_not_in_store: list[int] = field(default_factory=list)
     dlq_not_in_store: list[int] = field(default_factory=list)
     producer_checkpoint: int | None = None
@@ -74,10 +75,12 @@ class Reconciliation:
 
 def compare(store_pages: Iterable[Sequence[tuple[int, int]]], hbase_ids: Iterable[int], dlq_ids: Iterable[int], *,
             store_max_seq: int, dlq_records: int | None = None, dlq_without_id: int = 0,
-            producer_checkpoint: int | None = None) -> Reconciliation:
+            producer_checkpoint: int | None = None, replayed_ids: Iterable[int] = ()) -> Reconciliation:
     """Compare the store's (id, seq) pages, in id order, with the HBase and DLQ ids (pure: no I/O).
 
     A missing applicant whose seq is above ``producer_checkpoint`` was not published yet (pending, not lost).
+    An id in HBase and the DLQ that the replay ledger names (``replayed_ids``) was dead-lettered, replayed and
+    saved: ``replayed``, not ``both``.
     """
     hbase_sorted, hbase_huge = _sorted_ids(hbase_ids)
     dlq = set(dlq_ids)
@@ -101,11 +104,14 @@ def compare(store_pages: Iterable[Sequence[tuple[int, int]]], hbase_ids: Iterabl
             missing.append(app_id)
             if producer_checkpoint is not None and seq > producer_checkpoint:
                 unpublished.append(app_id)
-    both = dlq_sorted[_member(hbase_sorted, dlq_sorted)[0]].tolist() + [i for i in hbase_huge if i in dlq]
+    in_both = dlq_sorted[_member(hbase_sorted, dlq_sorted)[0]].tolist() + [i for i in hbase_huge if i in dlq]
+    replayed_set = set(replayed_ids)
+    both = [i for i in in_both if i not in replayed_set]
+    replayed = [i for i in in_both if i in replayed_set]
     return Reconciliation(
         store=store, store_max_seq=store_max_seq, hbase=len(hbase_sorted) + len(hbase_huge),
         dlq=dlq_records if dlq_records is not None else len(dlq), dlq_without_id=dlq_without_id,
-        missing=sorted(missing), unpublished=sorted(unpublished), both=sorted(both),
+        missing=sorted(missing), unpublished=sorted(unpublished), both=sorted(both), replayed=sorted(replayed),
         hbase_not_in_store=sorted(hbase_sorted[~hbase_seen].tolist() + hbase_huge),
         dlq_not_in_store=sorted(dlq - dlq_in_store), producer_checkpoint=producer_checkpoint)
 
@@ -143,18 +149,23 @@ class Sources:
     bootstrap: str              # host:port[,host:port] of the broker
     dlq_topic: str
     checkpoint: str | None      # the producer's checkpoint file, if any
+    ledger_topic: str = DEFAULT_DLQ_TOPIC + ".replays"   # the dlq tool's replay ledger (DLQ_LEDGER_TOPIC)
+    end_offsets_reliable: bool = True   # KAFKA_END_OFFSETS_RELIABLE: false on Tansu (the ledger's reader)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Sources":
         from applicant_api.db import DEFAULT_MYSQL_URL
         from hbase_helper.settings import HBaseSettings
         from credit_core.broker import KafkaSettings
+        from credit_core.dlq.settings import DlqSettings
 
+        dlq = DlqSettings.from_env(env)
         return cls(mysql_url=env.get("MYSQL_URL") or DEFAULT_MYSQL_URL,
                    hbase=HBaseSettings.from_env(env),
                    bootstrap=KafkaSettings.from_env(env).bootstrap,
                    dlq_topic=env.get("TOPIC_DLQ") or DEFAULT_DLQ_TOPIC,
-                   checkpoint=env.get("PRODUCER_CHECKPOINT") or None)
+                   checkpoint=env.get("PRODUCER_CHECKPOINT") or None,
+                   ledger_topic=dlq.ledger, end_offsets_reliable=dlq.end_offsets_reliable)
 
 
 def producer_checkpoint(path: str | None) -> int | None:
@@ -176,9 +187,22 @@ def reconcile(sources: Sources, *, page_size: int | None = None) -> Reconciliati
     dead = ids.read_dead_letters(sources.bootstrap, sources.dlq_topic)
     if not dead.topic_exists:
         logger.warning("the broker has no topic %s: no dead letters read", sources.dlq_topic)
+    replayed = replayed_ids(sources) if dead.topic_exists else set()
     pages = ids.store_pages(sources.mysql_url, max_seq=max_seq, page_size=page_size or ids.DEFAULT_STORE_PAGE)
     return compare(pages, hbase, dead.ids, store_max_seq=max_seq, dlq_records=dead.records,
-                   dlq_without_id=dead.without_id, producer_checkpoint=checkpoint)
+                   dlq_without_id=dead.without_id, producer_checkpoint=checkpoint, replayed_ids=replayed)
+
+
+def replayed_ids(sources: Sources) -> set[int]:
+    """The application ids the replay ledger (``python -m deploy dlq replay``) names, if it exists."""
+    import asyncio
+
+    from credit_core.dlq.ledger import ledger_index
+    from credit_core.dlq.reader import read_topics
+    topic = sources.ledger_topic
+    read = asyncio.run(read_topics(sources.bootstrap, [topic], end_offsets_reliable=sources.end_offsets_reliable))
+    entries = ledger_index((r.key, r.value) for r in read.records.get(topic, []))
+    return {e.app_id for replays in entries.values() for e in replays if e.app_id is not None}
 
 
 # -- presentation ------------------------------------------------------------------------------------------------
@@ -202,6 +226,9 @@ def describe(rec: Reconciliation, sample: int = DEFAULT_SAMPLE) -> list[str]:
         lines.append(f"  ids: {_sample(rec.missing, sample)}")
     else:
         lines.append("missing: none (every applicant of the store is in HBase or the DLQ)")
+    if rec.replayed:
+        lines.append(f"replayed from the DLQ (python -m deploy dlq replay) and now in HBase: {len(rec.replayed):,} "
+                     f"applicants: {_sample(rec.replayed, sample)}")
     if rec.both:
         lines.append(f"IN BOTH HBase and the DLQ: {len(rec.both):,} applicants")
         lines.append(f"  ids: {_sample(rec.both, sample)}")

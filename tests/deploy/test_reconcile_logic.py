@@ -44,6 +44,17 @@ def test_names_missing_both_and_foreign_ids():
     assert json.loads(rec.to_json())["hbase_not_in_store"] == [99, 2**70]  # beyond 64 bits too
 
 
+def test_an_id_replayed_from_the_dlq_and_saved_is_replayed_not_in_both():
+    store = [(1, 1), (2, 2), (3, 3)]
+    # 2 was dead-lettered, replayed (the ledger names it) and saved; 3 is in both without a replay: a duplicate.
+    rec = compare(pages(store, 2), [1, 2, 3], [2, 3], store_max_seq=3, replayed_ids={2, 7})
+    assert rec.replayed == [2] and rec.both == [3] and not rec.reconciled
+    assert compare(pages(store, 2), [1, 2, 3], [2], store_max_seq=3, replayed_ids=[2]).reconciled
+    # A replay that failed again leaves the id in the DLQ only: nothing to say about it.
+    again = compare(pages(store, 2), [1, 3], [2], store_max_seq=3, replayed_ids=[2])
+    assert again.reconciled and again.replayed == [] and again.both == []
+
+
 def test_an_empty_or_complete_pipeline_reconciles():
     assert compare([], [], [], store_max_seq=0).reconciled
     rec = compare(pages([(1, 1), (2, 2), (3, 3)], 2), [3, 1], [2], store_max_seq=3)
