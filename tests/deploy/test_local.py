@@ -25,8 +25,13 @@ def stack_env(stack, tmp_path):
 
 
 def local(env, *args, check=True):
-    return subprocess.run([sys.executable, "-m", "deploy.local", *args], env=env, capture_output=True,
-                          text=True, timeout=180, check=check)
+    """`python -m deploy.local ARGS`; with ``check``, a failure says what the command printed."""
+    out = subprocess.run([sys.executable, "-m", "deploy.local", *args], env=env, capture_output=True,
+                         text=True, timeout=180)
+    if check and out.returncode != 0:
+        pytest.fail(f"deploy.local {' '.join(args)} exited {out.returncode}:\n{out.stdout[-3000:]}\n"
+                    f"{out.stderr[-3000:]}")
+    return out
 
 
 def test_up_is_idempotent_and_down_leaves_nothing(stack_env):
