@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import logging
 
+from credit_core.metrics import gunicorn_hooks
+
 logger = logging.getLogger(__name__)
+
+SERVICE = "applicant_api"     # the service label of its metrics (applicant_api.app.SERVICE)
 
 # gunicorn's defaults, named so the OpenAPI document can state them.
 limit_request_line = 4094
@@ -40,32 +44,9 @@ def post_worker_init(worker) -> None:
 
 # Prometheus multiprocess mode (credit_core.metrics): the workers share PROMETHEUS_MULTIPROC_DIR, made (when the
 # launcher gave none) and emptied before the first worker, a dead worker's live gauges dropped by the master.
-# The imports wait inside the hooks: prometheus-client must not be imported before the variable is set.
-
-def on_starting(server) -> None:
-    """gunicorn hook, in the master before any worker: an empty metrics folder in PROMETHEUS_MULTIPROC_DIR."""
-    from credit_core.metrics import gunicorn_on_starting
-
-    gunicorn_on_starting(server)
-
-
-def post_fork(server, worker) -> None:
-    """gunicorn hook, in each new worker: counted among the live workers (credit_http_workers)."""
-    from applicant_api.app import SERVICE
-    from credit_core.http_metrics import worker_started
-
-    worker_started(SERVICE)
-
-
-def child_exit(server, worker) -> None:
-    """gunicorn hook, in the master after a worker exited or was killed: its live gauges are dropped."""
-    from credit_core.metrics import gunicorn_child_exit
-
-    gunicorn_child_exit(server, worker)
-
-
-def on_exit(server) -> None:
-    """gunicorn hook, in the master at shutdown: a metrics folder it made itself is removed."""
-    from credit_core.metrics import gunicorn_on_exit
-
-    gunicorn_on_exit(server)
+# credit_core.metrics imports prometheus-client only inside the hooks, after the variable is set.
+_METRICS_HOOKS = gunicorn_hooks(SERVICE)
+on_starting = _METRICS_HOOKS["on_starting"]
+post_fork = _METRICS_HOOKS["post_fork"]
+child_exit = _METRICS_HOOKS["child_exit"]
+on_exit = _METRICS_HOOKS["on_exit"]

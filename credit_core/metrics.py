@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 logger = logging.getLogger(__name__)
 
@@ -219,6 +219,19 @@ def gunicorn_on_exit(server: Any = None) -> None:
     owned = os.environ.get(_OWNED_DIR_ENV)
     if owned and owned == multiprocess_dir():
         shutil.rmtree(owned, ignore_errors=True)
+
+
+def gunicorn_hooks(service: str) -> dict[str, Callable[..., Any]]:
+    """A Flask service's gunicorn server hooks by gunicorn's names: the folder made and emptied (on_starting), each
+    worker counted among the live ones under ``service`` (post_fork), a dead worker's live gauges dropped
+    (child_exit), a folder it made removed (on_exit). prometheus-client is imported only inside them."""
+    def post_fork(server: Any, worker: Any) -> None:
+        from credit_core.http_metrics import worker_started
+
+        worker_started(service)
+
+    return {"on_starting": gunicorn_on_starting, "post_fork": post_fork, "child_exit": gunicorn_child_exit,
+            "on_exit": gunicorn_on_exit}
 
 
 def _service_pid() -> int | str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from credit_core.metrics import gunicorn_hooks
 from risk_api import settings
 
 logger = logging.getLogger(__name__)
@@ -33,35 +34,10 @@ def post_worker_init(worker) -> None:
 
 # Prometheus multiprocess mode (credit_core.metrics): the workers share PROMETHEUS_MULTIPROC_DIR, made (when the
 # launcher gave none) and emptied before the first worker, a dead worker's live gauges dropped by the master.
-# The imports wait inside the hooks: prometheus-client must not be imported before the variable is set.
-
-def on_starting(server) -> None:
-    """gunicorn hook, in the master before any worker: an empty metrics folder in PROMETHEUS_MULTIPROC_DIR."""
-    from credit_core.metrics import gunicorn_on_starting
-
-    gunicorn_on_starting(server)
-
-
-def post_fork(server, worker) -> None:
-    """gunicorn hook, in each new worker: counted among the live workers (credit_http_workers)."""
-    from credit_core.http_metrics import worker_started
-
-    worker_started(SERVICE)
-
-
-def child_exit(server, worker) -> None:
-    """gunicorn hook, in the master after a worker exited or was killed: its live gauges are dropped."""
-    from credit_core.metrics import gunicorn_child_exit
-
-    gunicorn_child_exit(server, worker)
-
-
-def on_exit(server) -> None:
-    """gunicorn hook, in the master at shutdown: a metrics folder it made itself is removed."""
-    from credit_core.metrics import gunicorn_on_exit
-
-    gunicorn_on_exit(server)
-
-
-# `python -m risk_api serve` sets these on its own gunicorn application.
-HOOKS = {"on_starting": on_starting, "post_fork": post_fork, "child_exit": child_exit, "on_exit": on_exit}
+# credit_core.metrics imports prometheus-client only inside the hooks, after the variable is set.
+# `python -m risk_api serve` sets HOOKS on its own gunicorn application.
+HOOKS = gunicorn_hooks(SERVICE)
+on_starting = HOOKS["on_starting"]
+post_fork = HOOKS["post_fork"]
+child_exit = HOOKS["child_exit"]
+on_exit = HOOKS["on_exit"]

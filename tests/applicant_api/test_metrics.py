@@ -144,3 +144,9 @@ def test_gunicorn_workers_are_summed_and_a_killed_worker_keeps_its_counts(gunico
     assert not any(svc.metrics_dir.joinpath(name).exists() for name in stale)
     samples, _ = scrape(svc.url + "/metrics")
     assert value(samples, REQUESTS, **_labels(ONE, 200)) == 0
+
+
+def test_the_gunicorn_hooks_label_the_service_as_the_app_does():
+    from applicant_api import app, gunicorn_conf
+
+    assert gunicorn_conf.SERVICE == app.SERVICE

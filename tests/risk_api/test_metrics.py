@@ -214,3 +214,9 @@ def test_serve_cli_counts_every_worker_without_a_metrics_folder(model_path, clea
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     assert not folder.exists()
+
+
+def test_the_gunicorn_hooks_label_the_service_as_the_app_does():
+    from risk_api import app, gunicorn_conf
+
+    assert gunicorn_conf.SERVICE == app.SERVICE
