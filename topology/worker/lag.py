@@ -29,6 +29,16 @@ class Positions:
     partitions: dict[str, int] = field(default_factory=dict)   # assigned partitions per topic
     error: str | None = None
 
+    def count(self, tps) -> None:
+        """Count the assigned partitions per topic."""
+        for tp in tps:
+            self.partitions[tp.topic] = self.partitions.get(tp.topic, 0) + 1
+
+    def set_lag(self, tps, highs: dict, committed: dict) -> None:
+        """Each partition's lag from its high watermark and committed offset (None where either is unknown)."""
+        for tp in tps:
+            self.lag[(tp.topic, tp.partition)] = lag_records(highs.get(tp), committed.get(tp))
+
 
 async def faust_positions(consumer, *, reliable: bool) -> Positions:
     """The faust consumer's assigned partitions: lag (when ``reliable``) and messages read and not yet committed.
@@ -45,8 +55,8 @@ async def faust_positions(consumer, *, reliable: bool) -> Positions:
         out.error = f"{type(exc).__name__}: {exc}"
         return out
     read, committed = consumer._read_offset, consumer._committed_offset
+    out.count(tps)
     for tp in tps:
-        out.partitions[tp.topic] = out.partitions.get(tp.topic, 0) + 1
         out.pending[tp.topic] = out.pending.get(tp.topic, 0) + pending_records(read.get(tp), committed.get(tp))
     if reliable and tps:
         try:
@@ -54,8 +64,7 @@ async def faust_positions(consumer, *, reliable: bool) -> Positions:
         except Exception as exc:
             out.error = f"end offsets: {type(exc).__name__}: {exc}"
             highs = {}
-        for tp in tps:
-            out.lag[(tp.topic, tp.partition)] = lag_records(highs.get(tp), committed.get(tp))
+        out.set_lag(tps, highs, committed)
     return out
 
 
@@ -67,8 +76,7 @@ async def aiokafka_positions(consumer, committed: dict, *, reliable: bool) -> Po
         out.error = "the consumer is not started"
         return out
     tps = sorted(consumer.assignment())
-    for tp in tps:
-        out.partitions[tp.topic] = out.partitions.get(tp.topic, 0) + 1
+    out.count(tps)
     if not (reliable and tps):
         return out
     try:
@@ -79,6 +87,5 @@ async def aiokafka_positions(consumer, committed: dict, *, reliable: bool) -> Po
     except Exception as exc:
         out.error = f"end offsets: {type(exc).__name__}: {exc}"
         highs = {}
-    for tp in tps:
-        out.lag[(tp.topic, tp.partition)] = lag_records(highs.get(tp), committed.get(tp))
+    out.set_lag(tps, highs, committed)
     return out
