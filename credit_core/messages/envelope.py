@@ -21,7 +21,8 @@ from typing import Any, Mapping
 
 import orjson
 
-from credit_core.messages.keys import MAX_APP_ID, plain_int
+from credit_core.jsoncodec import dumps
+from credit_core.messages.keys import MAX_APP_ID, id_key, plain_int
 
 # What the producer moves from the API's applicant into the provenance (besides its own fetched_at).
 STORE_PROVENANCE = ("seq", "source", "created_at")
@@ -90,7 +91,12 @@ def build_message(applicant: dict[str, Any], fetched_at: str) -> tuple[bytes, by
     pop = applicant.pop
     provenance = {"seq": pop("seq", None), "source": pop("source", None), "created_at": pop("created_at", None),
                   "fetched_at": fetched_at}
-    return str(applicant["id"]).encode(), orjson.dumps({"applicant": applicant, "provenance": provenance})
+    return envelope(applicant["id"], applicant, provenance)
+
+
+def envelope(app_id: int, applicant: Mapping[str, Any], provenance: Mapping[str, Any]) -> tuple[bytes, bytes]:
+    """(key, value) of an applicants.raw message: key = the application id, value = {"applicant", "provenance"}."""
+    return id_key(app_id), dumps({"applicant": applicant, "provenance": provenance})
 
 
 class Rejected(Exception):

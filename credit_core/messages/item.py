@@ -19,7 +19,8 @@ from credit_core.clock import MAX_TIME_MS
 from credit_core.fields import MAX_INT
 from credit_core.jsoncodec import dumps, loads
 from credit_core.messages.dead_letter import reason_text
-from credit_core.messages.keys import MAX_APP_ID, id_key, is_app_id, plain_int
+from credit_core.messages.envelope import envelope
+from credit_core.messages.keys import MAX_APP_ID, is_app_id, plain_int
 
 PROVENANCE_KEYS = ("source", "seq", "fetched_at", "created_at")
 MAX_SEQ = MAX_INT           # the producer's sequence, a BIGINT too
@@ -102,7 +103,7 @@ def raw_message(item: Mapping[str, Any]) -> tuple[bytes, bytes]:
             marker = None
     if isinstance(marker, Mapping):
         producer["replay"] = dict(marker)
-    return id_key(item["id"]), dumps({"applicant": dict(applicant), "provenance": producer})
+    return envelope(item["id"], dict(applicant), producer)
 
 
 def id_error(item: Any) -> str | None:
