@@ -197,6 +197,8 @@ class HBaseMaster(Service):
             "hbase.tmp.dir": str(self.data_dir / "tmp"),
             "hbase.zookeeper.quorum": self.host,
             "hbase.zookeeper.property.clientPort": str(self.port),
+            # The built-in ZooKeeper listens on loopback unless told: other hosts must reach it.
+            "hbase.zookeeper.property.clientPortAddress": self.host,
             "hbase.zookeeper.property.dataDir": str(self.data_dir / "zookeeper"),
             "hbase.master.port": str(_port_file(self.data_dir / "master.port")),
             "hbase.regionserver.port": str(_port_file(self.data_dir / "regionserver.port")),

@@ -12,6 +12,7 @@ import click
 
 from deploy.apache_servers import HBaseMaster, HBaseThrift, KafkaServer
 from deploy.dlq import dlq_cmd
+from deploy.placement import Placement
 from deploy.prometheus import Prometheus
 from deploy.reconcile import reconcile_cmd
 from deploy.services import (Broker, FaustWorker, GunicornApp, HBaseServer, MariaDB, PythonProcess, Service,
@@ -107,7 +108,8 @@ def dashboard_targets(targets: dict[str, str]) -> str:
 
 
 def pipeline_env(run_dir: Path, broker: Broker, mariadb: MariaDB, hbase: HBaseServer,
-                 applicant_port: int, risk_port: int, stack: str = DEFAULT_STACK) -> dict[str, str]:
+                 applicant_port: int, risk_port: int, stack: str = DEFAULT_STACK,
+                 api_host: str = "127.0.0.1") -> dict[str, str]:
     """The environment variables that point every component at this stack (on the embedded stack, that the
     broker's end offsets are not to be trusted: Tansu's are wrong, so no lag figure is computed from them)."""
     return {
@@ -116,9 +118,9 @@ def pipeline_env(run_dir: Path, broker: Broker, mariadb: MariaDB, hbase: HBaseSe
         "MYSQL_URL": mariadb.url,
         "HBASE_HOST": hbase.host,
         "HBASE_PORT": str(hbase.port),
-        "APPLICANT_API_URL": f"http://127.0.0.1:{applicant_port}",
+        "APPLICANT_API_URL": f"http://{api_host}:{applicant_port}",
         "APPLICANT_API_TOKEN": os.environ.get("APPLICANT_API_TOKEN") or run_secret(run_dir, "applicant-api-token"),
-        "RISK_API_URL": f"http://127.0.0.1:{risk_port}",
+        "RISK_API_URL": f"http://{api_host}:{risk_port}",
         "RISK_API_TOKEN": os.environ.get("RISK_API_TOKEN") or run_secret(run_dir, "risk-api-token"),
         "PRODUCER_CHECKPOINT": str(run_dir / "producer.checkpoint"),
     }
@@ -134,11 +136,14 @@ def recorded_stack(run_dir: Path) -> str | None:
 
 
 def build_stack(run_dir: Path | None = None, *, workers: int | None = None,
-                ports: dict[str, int] | None = None, stack: str | None = None) -> Stack:
+                ports: dict[str, int] | None = None, stack: str | None = None,
+                placement: Placement | None = None) -> Stack:
     """The stack for a run folder; ports come from ``ports``, else the environment, else the defaults.
 
     ``stack`` (else STACK, else the stack `up` last started in this run folder, else embedded): 'embedded'
-    (Tansu, the HBase emulator) or 'apache' (Apache Kafka, Apache HBase + its Thrift server)."""
+    (Tansu, the HBase emulator) or 'apache' (Apache Kafka, Apache HBase + its Thrift server).
+    ``placement`` says on which host each process runs, binds and is reached (deploy.multihost); by default every
+    process is on 127.0.0.1 and there are ``workers`` workers (else WORKERS, else 2)."""
     run_dir = Path(run_dir or os.environ.get("CREDIT_RUN_DIR") or DEFAULT_RUN_DIR)
     ports = dict(ports or {})
     stack = stack or os.environ.get("STACK") or recorded_stack(run_dir) or DEFAULT_STACK
@@ -148,38 +153,50 @@ def build_stack(run_dir: Path | None = None, *, workers: int | None = None,
     def port(name: str, default: int) -> int:
         return ports.get(name) or _env_int(name, default)
 
-    mariadb = MariaDB(run_dir=run_dir, port=port("MYSQL_PORT", DEFAULT_MYSQL_PORT))
+    if placement is None:
+        n_workers = workers if workers is not None else _env_int("WORKERS", DEFAULT_WORKERS)
+        if n_workers < 1:
+            raise click.UsageError("WORKERS must be at least 1")
+        placement = Placement.local(n_workers)
+    data, db, monitoring = placement.data, placement.db, placement.monitoring
+    mariadb = db.place(MariaDB(run_dir=run_dir, port=port("MYSQL_PORT", DEFAULT_MYSQL_PORT), host=db.address,
+                               client_hosts=placement.client_hosts))
     hbase_master = None
     if stack == "apache":
-        broker = KafkaServer(run_dir=run_dir, port=port("BROKER_PORT", DEFAULT_BROKER_PORT))
-        hbase_master = HBaseMaster(run_dir=run_dir, port=port("ZOOKEEPER_PORT", DEFAULT_ZOOKEEPER_PORT))
-        hbase = HBaseThrift(master=hbase_master, port=port("HBASE_PORT", DEFAULT_HBASE_PORT))
+        broker = KafkaServer(run_dir=run_dir, port=port("BROKER_PORT", DEFAULT_BROKER_PORT), host=data.address)
+        hbase_master = data.place(HBaseMaster(run_dir=run_dir, port=port("ZOOKEEPER_PORT", DEFAULT_ZOOKEEPER_PORT),
+                                              host=data.address))
+        hbase = HBaseThrift(master=hbase_master, port=port("HBASE_PORT", DEFAULT_HBASE_PORT), host=data.address)
     else:
-        broker = Broker(run_dir=run_dir, port=port("BROKER_PORT", DEFAULT_BROKER_PORT))
-        hbase = HBaseServer(run_dir=run_dir, port=port("HBASE_PORT", DEFAULT_HBASE_PORT))
+        broker = Broker(run_dir=run_dir, port=port("BROKER_PORT", DEFAULT_BROKER_PORT), host=data.address)
+        hbase = HBaseServer(run_dir=run_dir, port=port("HBASE_PORT", DEFAULT_HBASE_PORT), host=data.address)
+    data.place(broker)
+    data.place(hbase)
     applicant_port = port("APPLICANT_API_PORT", DEFAULT_APPLICANT_API_PORT)
     risk_port = port("RISK_API_PORT", DEFAULT_RISK_API_PORT)
-    env = pipeline_env(run_dir, broker, mariadb, hbase, applicant_port, risk_port, stack)
-    n_workers = workers if workers is not None else _env_int("WORKERS", DEFAULT_WORKERS)
-    if n_workers < 1:
-        raise click.UsageError("WORKERS must be at least 1")
-    applicant_api = GunicornApp(name="applicant-api", factory="applicant_api.app:create_app()",
-                                run_dir=run_dir, port=applicant_port, workers=2, env=env,
-                                config="python:applicant_api.gunicorn_conf")
-    risk = risk_api(run_dir=run_dir, port=risk_port, workers=1, env=env, token=env["RISK_API_TOKEN"],
-                    admin_token=os.environ.get("RISK_ADMIN_TOKEN"))
+    env = pipeline_env(run_dir, broker, mariadb, hbase, applicant_port, risk_port, stack, api_host=db.address)
+    applicant_api = db.place(GunicornApp(name="applicant-api", factory="applicant_api.app:create_app()",
+                                         run_dir=run_dir, port=applicant_port, host=db.address, workers=2, env=env,
+                                         config="python:applicant_api.gunicorn_conf"))
+    risk = db.place(risk_api(run_dir=run_dir, port=risk_port, host=db.address, workers=1, env=env,
+                             token=env["RISK_API_TOKEN"], admin_token=os.environ.get("RISK_ADMIN_TOKEN")))
     producer_metrics_port = port("PRODUCER_METRICS_PORT", DEFAULT_PRODUCER_METRICS_PORT)
     workers = [
-        FaustWorker(name=f"worker-{i}", run_dir=run_dir, env={**env, "FAUST_WORKER_INDEX": str(i)},
-                    web_port=port(f"WORKER_{i}_WEB_PORT", 6066 + i))
-        for i in range(1, n_workers + 1)
+        spot.place(FaustWorker(name=f"worker-{i}", run_dir=run_dir, env={**env, "FAUST_WORKER_INDEX": str(i)},
+                               web_port=port(f"WORKER_{i}_WEB_PORT", 6066 + i), web_host=spot.address))
+        for i, spot in enumerate(placement.workers, start=1)
     ]
-    targets = metrics_targets([applicant_api, risk], producer_metrics_port, workers)
+    producer_host = placement.producer.address
+    targets = metrics_targets([applicant_api, risk], producer_metrics_port, workers, host=producer_host)
     dashboard_env = {
         **env,
         "DASHBOARD_TOKEN": os.environ.get("DASHBOARD_TOKEN") or run_secret(run_dir, "dashboard-token"),
         "DASHBOARD_TARGETS": dashboard_targets(targets),
     }
+    producer = PythonProcess(name="producer", args=["-m", "producer"], run_dir=run_dir,
+                             env={**env, "PRODUCER_METRICS_PORT": str(producer_metrics_port),
+                                  "PRODUCER_METRICS_HOST": producer_host})
+    producer.netns = placement.producer.netns
     return Stack(
         run_dir=run_dir,
         name=stack,
@@ -189,14 +206,14 @@ def build_stack(run_dir: Path | None = None, *, workers: int | None = None,
         hbase=hbase,
         applicant_api=applicant_api,
         risk_api=risk,
-        producer=PythonProcess(name="producer", args=["-m", "producer"], run_dir=run_dir,
-                               env={**env, "PRODUCER_METRICS_PORT": str(producer_metrics_port)}),
+        producer=producer,
         workers=workers,
-        prometheus=Prometheus(run_dir=run_dir, port=port("PROMETHEUS_PORT", DEFAULT_PROMETHEUS_PORT),
-                              targets=targets),
-        dashboard=GunicornApp(name="dashboard", factory="dashboard.app:create_app()", run_dir=run_dir,
-                              port=port("DASHBOARD_PORT", DEFAULT_DASHBOARD_PORT), workers=1,
-                              threads=DASHBOARD_THREADS, env=dashboard_env),
+        prometheus=monitoring.place(Prometheus(run_dir=run_dir, host=monitoring.address, targets=targets,
+                                               port=port("PROMETHEUS_PORT", DEFAULT_PROMETHEUS_PORT))),
+        dashboard=monitoring.place(GunicornApp(name="dashboard", factory="dashboard.app:create_app()",
+                                               run_dir=run_dir, host=monitoring.address,
+                                               port=port("DASHBOARD_PORT", DEFAULT_DASHBOARD_PORT), workers=1,
+                                               threads=DASHBOARD_THREADS, env=dashboard_env)),
     )
 
 
@@ -351,8 +368,9 @@ def status_cmd(stack: str | None) -> None:
 
 def stack_env(stack: Stack) -> dict[str, str]:
     """What a shell needs to reach the stack: the components' variables and the risk API's admin token (not the
-    producer's metrics port: a second producer would find it taken)."""
-    env = {key: value for key, value in stack.producer.extra_env.items() if key != "PRODUCER_METRICS_PORT"}
+    producer's metrics address: a second producer would find it taken)."""
+    env = {key: value for key, value in stack.producer.extra_env.items()
+           if key not in ("PRODUCER_METRICS_PORT", "PRODUCER_METRICS_HOST")}
     return {**env, "RISK_ADMIN_TOKEN": stack.risk_api.extra_env["RISK_ADMIN_TOKEN"]}
 
 

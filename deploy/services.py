@@ -27,6 +27,7 @@ RECORD_SUFFIX = ".process.json"
 DEFAULT_DATABASE = "credit"
 DEFAULT_APP_USER = "credit"
 ER_ACCESS_DENIED = 1045   # MariaDB: wrong user or password
+DEFAULT_CLIENT_HOSTS = ("127.0.0.1", "localhost")   # where MariaDB's application user may connect from
 
 MARIADB_INSTALL_HINT = (
     "mariadbd was not found. Install Debian's MariaDB server package with "
@@ -183,6 +184,8 @@ class Service:
 
     name = "service"
     start_timeout = DEFAULT_START_TIMEOUT   # seconds ``start`` waits for the first answer, unless told
+    # The network namespace (a host of deploy.netns) the process runs in; None: this machine's own network.
+    netns: str | None = None
 
     def __init__(self, *, run_dir: str | os.PathLike, port: int | None, host: str = DEFAULT_HOST):
         if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
@@ -317,9 +320,11 @@ class Service:
             )
         self.prepare()
         command = self.command()
+        # `ip netns exec` execs the command: the pid below is the command's own.
+        launch = ["ip", "netns", "exec", self.netns, *command] if self.netns else command
         log = open(self.log_file, "ab")
         proc = subprocess.Popen(
-            command,
+            launch,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -544,10 +549,14 @@ class MariaDB(Service):
     name = "mariadb"
 
     def __init__(self, *, run_dir, port, host=DEFAULT_HOST, database=DEFAULT_DATABASE,
-                 user=DEFAULT_APP_USER):
+                 user=DEFAULT_APP_USER, client_hosts: tuple[str, ...] = DEFAULT_CLIENT_HOSTS):
         super().__init__(run_dir=run_dir, port=port, host=host)
+        if isinstance(client_hosts, str) or not client_hosts or not all(isinstance(h, str) and h
+                                                                          for h in client_hosts):
+            raise ValueError(f"client_hosts must be a non-empty tuple of host patterns, got {client_hosts!r}")
         self.database = database
         self.user = user
+        self.client_hosts = tuple(client_hosts)   # where the application user may connect from (MySQL host patterns)
 
     @property
     def data_dir(self) -> Path:
@@ -628,15 +637,18 @@ class MariaDB(Service):
             "--max-connections=500",
         ]
 
-    def _connect(self, user: str, password: str, **kwargs):
+    def _connect(self, user: str, password: str, *, local: bool = False, **kwargs):
+        """A connection over TCP, or with ``local`` through the server's Unix socket."""
         import pymysql
 
-        return pymysql.connect(host=self.host, port=self.port, user=user, password=password,
+        where = {"unix_socket": str(self.socket_path)} if local else {"host": self.host, "port": self.port}
+        return pymysql.connect(**where, user=user, password=password,
                                ssl_disabled=True, connect_timeout=3, autocommit=True, **kwargs)
 
     def connect_root(self, **kwargs):
-        """A root connection with the run folder's root password."""
-        return self._connect("root", self.root_password(), **kwargs)
+        """A root connection with the run folder's root password, through the Unix socket: root's accounts are
+        local ones, and the server may listen on another host's address (deploy.netns) than this process's."""
+        return self._connect("root", self.root_password(), local=True, **kwargs)
 
     def probe(self) -> None:
         import pymysql
@@ -674,7 +686,7 @@ class MariaDB(Service):
             if not (exc.args and exc.args[0] == ER_ACCESS_DENIED):
                 raise
         try:
-            conn = self._connect("root", "")
+            conn = self._connect("root", "", local=True)
         except pymysql.err.OperationalError as exc:
             raise ServiceError(f"mariadb: root refuses both the password in {self.root_password_file} and an "
                                f"empty one ({exc.args[-1]}); restore that file or reset root's password") from None
@@ -698,7 +710,7 @@ class MariaDB(Service):
                     if not ident.replace("_", "").isalnum():
                         raise ValueError(f"bad identifier {ident!r}")
                 cur.execute(f"CREATE DATABASE IF NOT EXISTS `{self.database}` CHARACTER SET utf8mb4")
-                for host in ("127.0.0.1", "localhost"):
+                for host in self.client_hosts:
                     cur.execute("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s",
                                 (self.user, host, self.password()))
                     cur.execute(f"GRANT ALL PRIVILEGES ON `{self.database}`.* TO %s@%s",
@@ -909,7 +921,8 @@ class FaustWorker(PythonProcess):
 
         self.web_port = web_port
         self.web_host = web_host
-        web = ["--without-web"] if web_port is None else ["--web-port", str(web_port), "--web-host", web_host]
+        web = (["--without-web"] if web_port is None else
+               ["--web-port", str(web_port), "--web-host", web_host, "--web-bind", web_host])
         # The app's own settings decide whether its web server runs (FAUST_WEB_ENABLED, FAUST_WEB_PORT): they
         # say the same as the command line, whatever the caller's shell holds.
         web_env = ({"FAUST_WEB_ENABLED": "false"} if web_port is None else
