@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import logging
 import os
 import shutil
@@ -170,6 +171,15 @@ def _hbase_site(values: dict[str, str]) -> str:
     return f'<?xml version="1.0"?>\n<configuration>\n{props}</configuration>\n'
 
 
+def zookeeper_bind(host: str) -> str:
+    """Where standalone HBase's built-in ZooKeeper listens to serve clients at ``host``.
+
+    It listens on loopback unless told, and other hosts must reach it; but HBase's launcher waits for it by
+    asking "localhost" (MiniZooKeeperCluster.waitForServerUp, hard-coded), so it cannot listen on another host's
+    address alone: there it takes every address of its host (its clients are still given ``host``)."""
+    return host if ipaddress.ip_address(host).is_loopback else "0.0.0.0"
+
+
 class HBaseMaster(Service):
     """Apache HBase 2.6 standalone: ZooKeeper, master and one region server in one JVM; root dir on disk.
 
@@ -197,8 +207,7 @@ class HBaseMaster(Service):
             "hbase.tmp.dir": str(self.data_dir / "tmp"),
             "hbase.zookeeper.quorum": self.host,
             "hbase.zookeeper.property.clientPort": str(self.port),
-            # The built-in ZooKeeper listens on loopback unless told: other hosts must reach it.
-            "hbase.zookeeper.property.clientPortAddress": self.host,
+            "hbase.zookeeper.property.clientPortAddress": zookeeper_bind(self.host),
             "hbase.zookeeper.property.dataDir": str(self.data_dir / "zookeeper"),
             "hbase.master.port": str(_port_file(self.data_dir / "master.port")),
             "hbase.regionserver.port": str(_port_file(self.data_dir / "regionserver.port")),

@@ -82,6 +82,15 @@ def recovery(group: str, samples: Sequence[GroupSample], *, event_at: float, hos
     return Recovery(group=group, host=host, affected=affected, reassigned_after=reassigned, served_after=served)
 
 
+def owner_again_after(samples: Sequence[GroupSample], *, since: float, host: str) -> float | None:
+    """Seconds from ``since`` until ``host`` owned a partition again in a stable group (a host back on the network
+    rejoined); None when it never did while watched."""
+    for sample in samples:
+        if sample.at > since and sample.state == STABLE and host in sample.owners.values():
+            return sample.at - since
+    return None
+
+
 def _progressed(sample: GroupSample, at_event: GroupSample, partition: Partition) -> bool:
     now = sample.committed.get(partition, -1)
     return now > at_event.committed.get(partition, -1) or now >= sample.ends.get(partition, 0)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from deploy.group_watch import GroupSample, client_host, recovery
+from deploy.group_watch import GroupSample, client_host, owner_again_after, recovery
 
 A, B, C = "10.231.7.5", "10.231.7.6", "10.231.7.7"
 P0, P1, P2 = ("raw", 0), ("raw", 1), ("raw", 2)
@@ -52,3 +52,11 @@ def test_the_watch_must_have_seen_the_group_before_the_event():
 
 def test_client_host_drops_the_brokers_slash():
     assert client_host("/10.231.7.5") == "10.231.7.5"
+
+
+def test_a_host_back_on_the_network_is_seen_owning_partitions_again():
+    samples = [sample(0.0, {P0: B, P1: B}, {P0: 1, P1: 1}),
+               sample(2.0, {P0: A, P1: B}, {P0: 1, P1: 1}, state="CompletingRebalance"),
+               sample(3.0, {P0: A, P1: B}, {P0: 1, P1: 1})]
+    assert owner_again_after(samples, since=1.0, host=A) == pytest.approx(2.0)
+    assert owner_again_after(samples, since=1.0, host=C) is None

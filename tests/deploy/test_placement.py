@@ -34,7 +34,8 @@ def test_each_process_listens_on_and_is_given_the_address_of_its_own_host(tmp_pa
     assert all("127.0.0.1" not in url for url in st.prometheus.targets.values())
     if stack == "apache":
         assert st.hbase_master.netns == DATA.netns
-        assert st.hbase_master.site()["hbase.zookeeper.property.clientPortAddress"] == DATA.address
+        assert st.hbase_master.site()["hbase.zookeeper.quorum"] == DATA.address
+        assert st.hbase_master.site()["hbase.zookeeper.property.clientPortAddress"] == "0.0.0.0"  # see zookeeper_bind
         assert st.broker.properties()["advertised.listeners"] == f"PLAINTEXT://{DATA.address}:{st.broker.port}"
 
 
