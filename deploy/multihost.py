@@ -296,6 +296,7 @@ def multihost_cmd(applicants: int, cut_seconds: float, run_dir: Path | None) -> 
     from deploy.local import DEFAULT_RUN_DIR
 
     run_dir = run_dir or Path(os.environ.get("CREDIT_RUN_DIR") or DEFAULT_RUN_DIR) / "multihost"
+    logging.getLogger("applicant_api.importer").setLevel(logging.WARNING)   # not a line per arrival
     try:
         report = run_multihost(run_dir, applicants=applicants, cut_seconds=cut_seconds,
                                kill_at=DEFAULT_CUT_AT + cut_seconds + 10)

@@ -927,6 +927,9 @@ class FaustWorker(PythonProcess):
         # say the same as the command line, whatever the caller's shell holds.
         web_env = ({"FAUST_WEB_ENABLED": "false"} if web_port is None else
                    {"FAUST_WEB_ENABLED": "true", "FAUST_WEB_PORT": str(web_port)})
+        # A crash in native code (a SIGSEGV seen at shutdown in some test runs) prints every thread's Python
+        # stack into the worker's log instead of a bare exit status -11.
+        web_env["PYTHONFAULTHANDLER"] = "1"
         super().__init__(name=name, run_dir=run_dir, env=worker_environ({**(env or {}), **web_env}),
                          args=["-m", "faust", "-A", app, "worker", "-l", loglevel, *web])
 

@@ -31,7 +31,9 @@ fi
 # Chromium (the dashboard's browser tests drive it through Playwright; no browser download) and Chart.js
 # (the dashboard serves it itself: nothing comes from a CDN). Deployment: docker-compose, whose `config` checks
 # deploy/container/compose.yaml offline (tests/deploy/test_compose.py; no Docker engine is installed or needed).
+# iproute2 (`ip`, `ss`): the multi-host run makes its hosts from network namespaces (deploy/netns.py).
 missing=()
+command -v ip >/dev/null 2>&1 && command -v ss >/dev/null 2>&1 || missing+=(iproute2)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ -f /usr/share/javascript/chart.js/chart.min.js ] || missing+=(libjs-chart.js)
