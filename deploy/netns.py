@@ -178,6 +178,27 @@ def _netns_exists(netns: str) -> bool:
     return os.path.exists(os.path.join(DEFAULT_NETNS_DIR, netns))
 
 
+def _netns_inode(netns: str) -> int | None:
+    """The namespace's inode (what /proc/<pid>/ns/net links to), None when it has no name any more."""
+    try:
+        return os.stat(os.path.join(DEFAULT_NETNS_DIR, netns)).st_ino
+    except OSError:
+        return None
+
+
+def _pids_in(inode: int) -> list[int]:
+    """Every process whose network namespace is ``inode``, whether or not the namespace still has a name."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/ns/net") == f"net:[{inode}]":
+                    found.append(int(entry))
+            except OSError:
+                continue                   # exited meanwhile, or a kernel thread
+    return sorted(found)
+
+
 def _used_addresses() -> list[str]:
     out = _ip("-o", "-4", "addr", "show")
     return [fields[fields.index("inet") + 1] for fields in (line.split() for line in out.splitlines())
@@ -283,6 +304,9 @@ class Network:
         self.third_octet: int | None = None
         self._created = False
         self._owned = False    # True once this object has reserved its prefix: from then on teardown acts
+        # Each host's namespace inode: its processes are found by it, even one that entered the namespace as it
+        # was being deleted (`ip netns exec` opens the name, then joins).
+        self._inodes: dict[str, int] = {}
 
     def _set_prefix(self, prefix: str) -> None:
         names = _names(self._names, prefix)      # validates names and prefix before anything is made
@@ -296,6 +320,7 @@ class Network:
         net = cls(state["names"], prefix=state["prefix"])
         net.gateway, net.hosts = plan(state["names"], prefix=state["prefix"], third_octet=state["third_octet"])
         net.third_octet = state["third_octet"]
+        net._inodes = {name: int(inode) for name, inode in state.get("inodes", {}).items()}
         net._created = net._owned = True
         return net
 
@@ -349,13 +374,17 @@ class Network:
         reserved = {s["third_octet"] for _, s in states if isinstance(s.get("third_octet"), int)}
         self.third_octet = _free_third_octet(_used_addresses(), reserved, DEFAULT_SUBNET_BASE)
         self.gateway, self.hosts = plan(self._names, prefix=self.prefix, third_octet=self.third_octet)
+        self._write_state()
+        self._owned = True
+
+    def _write_state(self) -> None:
         state = {"prefix": self.prefix, "names": list(self.hosts), "third_octet": self.third_octet,
-                 "owner_pid": os.getpid(), "owner_start": _start_time(os.getpid()), "boot_id": _boot_id()}
+                 "owner_pid": os.getpid(), "owner_start": _start_time(os.getpid()), "boot_id": _boot_id(),
+                 "inodes": self._inodes}
         tmp = _state_path(self.prefix) + ".tmp"
         with open(tmp, "w") as f:
             json.dump(state, f)
         os.replace(tmp, _state_path(self.prefix))
-        self._owned = True
 
     def _add_bridge(self) -> None:
         _ip("link", "add", self.bridge, "type", "bridge")
@@ -364,6 +393,8 @@ class Network:
 
     def _add_host(self, host: Host) -> None:
         _ip("netns", "add", host.netns)
+        self._inodes[host.name] = _netns_inode(host.netns)
+        self._write_state()
         self._write_etc(host)
         # The peer is made directly inside the namespace, so its name never meets the root namespace's eth0.
         _ip("link", "add", host.link, "type", "veth", "peer", "name", _HOST_ETH, "netns", host.netns)
@@ -438,17 +469,10 @@ class Network:
         return "state UP" in port and "state forwarding" in port and "state UP" in inside
 
     def pids(self, name: str) -> list[int]:
-        """Every process in the host's namespace ([] when the namespace is gone)."""
+        """Every process in the host's namespace, even once the namespace has lost its name."""
         host = self._host(name)
-        if not _netns_exists(host.netns):
-            return []
-        try:
-            out = _ip("netns", "pids", host.netns)
-        except NetnsError:
-            if not _netns_exists(host.netns):
-                return []
-            raise
-        return sorted(int(p) for p in out.split())
+        inode = self._inodes.get(name) or _netns_inode(host.netns)
+        return [] if inode is None else _pids_in(inode)
 
     def kill_all(self, name: str, *, timeout: float = DEFAULT_KILL_TIMEOUT) -> list[int]:
         """SIGKILL every process of the host until none is left; the pids killed."""
@@ -475,8 +499,8 @@ class Network:
         left = []
         links = _root_links()
         for host in self.hosts.values():
+            left += [f"pid {pid} in {host.netns}" for pid in self.pids(host.name)]
             if _netns_exists(host.netns):
-                left += [f"pid {pid} in {host.netns}" for pid in self.pids(host.name)]
                 left.append(f"namespace {host.netns}")
             if os.path.exists(os.path.join(DEFAULT_NETNS_ETC, host.netns)):
                 left.append(f"directory {os.path.join(DEFAULT_NETNS_ETC, host.netns)}")
@@ -516,6 +540,11 @@ class Network:
         for link in sorted(_root_links()):
             if link.startswith(f"{self.prefix}-") or link == self.bridge:
                 attempt(f"link {link}", _ip, "link", "del", link)
+        for host in self.hosts.values():   # a process that joined a namespace while it was being deleted
+            try:
+                removed += [f"pid {pid}" for pid in self.kill_all(host.name)]
+            except (NetnsError, OSError) as e:
+                errors.append(f"killing the processes of {host.name}: {e}")
         try:
             os.rmdir(DEFAULT_NETNS_ETC)    # only when no other network uses it
         except OSError:

@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_APP_ID = "credit-risk-topology"               # TOPOLOGY_APP_ID (the consumer group)
 DEFAULT_MODE = "pipeline"                             # TOPOLOGY_MODE: pipeline | literal | passthrough
 DEFAULT_TOPIC_PARTITIONS = 4                          # TOPIC_PARTITIONS
+DEFAULT_TOPIC_REPLICATION = 1                         # TOPIC_REPLICATION_FACTOR (3 on a production Kafka)
 DEFAULT_TOPIC_CLEAN = "applicants.clean"              # TOPIC_CLEAN
 DEFAULT_TOPIC_ELIGIBLE = "applicants.eligible"        # TOPIC_ELIGIBLE
 DEFAULT_TOPIC_SCORED = "applicants.scored"            # TOPIC_SCORED
@@ -98,6 +99,7 @@ class Settings(BaseSettings):
     app_id: str = setting("TOPOLOGY_APP_ID", DEFAULT_APP_ID, parse=text(nonempty=True))
     mode: str = setting("TOPOLOGY_MODE", DEFAULT_MODE, parse=choice(*MODES))
     partitions: int = setting("TOPIC_PARTITIONS", DEFAULT_TOPIC_PARTITIONS, parse=_count())
+    replication_factor: int = setting("TOPIC_REPLICATION_FACTOR", DEFAULT_TOPIC_REPLICATION, parse=_count())
     topic_raw: str = setting(TOPIC_RAW)
     topic_clean: str = setting("TOPIC_CLEAN", DEFAULT_TOPIC_CLEAN, parse=text(nonempty=True))
     topic_eligible: str = setting("TOPIC_ELIGIBLE", DEFAULT_TOPIC_ELIGIBLE, parse=text(nonempty=True))

@@ -215,6 +215,10 @@ def test_sweep_stale_removes_a_network_whose_owner_died():
         with open(path, "w") as f:
             json.dump(state, f)
         sleeper = subprocess.Popen([*net.exec_prefix("a"), "sleep", "300"])
+        deadline = time.monotonic() + 5        # `ip netns exec` joins the namespace a moment after it starts
+        while sleeper.pid not in net.pids("a") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sleeper.pid in net.pids("a")
         assert sweep_stale(net.prefix) == [net.prefix]
         assert sleeper.wait(5) == -9
         assert _nothing_of(net) and not os.path.exists(f"/run/netns/{alive.netns}")
@@ -250,3 +254,22 @@ def test_network_of_a_killed_owner_is_swept_by_the_next_create():
         owner.wait(5)
         owner.stdout.close()
         sweep_stale(prefix)
+
+
+@live
+def test_a_process_in_a_namespace_that_lost_its_name_is_still_found_and_killed():
+    net = Network(["a"])
+    try:
+        net.create()
+        sleeper = subprocess.Popen([*net.exec_prefix("a"), "sleep", "300"])
+        deadline = time.monotonic() + 5
+        while sleeper.pid not in net.pids("a") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        subprocess.run(["ip", "netns", "del", net.hosts["a"].netns], check=True)   # the name goes, not the process
+        assert net.pids("a") == [sleeper.pid]
+        assert f"pid {sleeper.pid} in {net.hosts['a'].netns}" in net.leftovers()
+        net.teardown()
+        assert sleeper.wait(5) == -9
+        assert _nothing_of(net)
+    finally:
+        net.teardown()

@@ -55,6 +55,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "broker_commit_interval": settings.commit_interval,
         "stream_buffer_maxsize": settings.stream_buffer_maxsize,  # internal messages carry ~500 applicants each
         "topic_partitions": settings.partitions,
+        "topic_replication_factor": settings.replication_factor,
         "producer_max_batch_size": settings.producer_batch_bytes,
         "producer_max_request_size": max(settings.producer_batch_bytes, 1 << 20) + (1 << 16),
         "web_enabled": settings.web_enabled,
