@@ -377,6 +377,8 @@ class Service:
             state = record.state()
             if state == "running":
                 return self._terminate(record.pid, record.start_time, record.host, record.port, timeout)
+            if state == "gone":
+                self._reap(wait=KILL_TIMEOUT)   # a child of ours may still be exiting: collect its status
             self._forget()
             if state == "reused":
                 return StopOutcome(self.name, "reused", record.pid,
@@ -457,10 +459,15 @@ class Service:
         while port is not None and port_open(host, port, 0.1) and time.monotonic() < deadline:
             time.sleep(0.02)
 
-    def _reap(self) -> None:
+    def _reap(self, wait: float = 0.0) -> None:
+        """Collect the exit status of the process this object started, waiting up to ``wait`` seconds."""
         proc = getattr(self, "_proc", None)
-        if proc is not None:
-            proc.poll()
+        if proc is None:
+            return
+        try:
+            proc.wait(wait) if wait else proc.poll()
+        except subprocess.TimeoutExpired:
+            pass
 
     @staticmethod
     def _signal(pid: int, sig: int) -> None:

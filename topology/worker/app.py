@@ -32,11 +32,12 @@ import faust
 from faust.exceptions import AlreadyConfiguredWarning
 from faust.types import AgentT
 
+from credit_core.retry import retry_forever
 from topology.policy import Policy
 from topology.settings import Settings
 from topology.stages.config import StageConfig, stage_config
 from topology.worker import codec
-from topology.worker.emit import Emitter
+from topology.worker.emit import RETRYABLE, Emitter
 from topology.worker.monitor import WorkerHealth
 from topology.worker.topics import PipelineTopics, pipeline_topics
 from topology.worker.transport import TopologyConsumer
@@ -202,9 +203,11 @@ async def freeze_started_worker() -> None:
 
 @app.task
 async def declare_topics() -> None:
-    """Create the output topics with TOPIC_PARTITIONS partitions before anything is sent to them."""
+    """Create the output topics with TOPIC_PARTITIONS partitions before anything is sent to them; retried like a
+    send (a SIGTERM during start-up can stop the producer before this task runs: the stop cancels it)."""
     settings, topics = app.settings, app.pipeline_topics
     for topic in (topics.decisions, topics.dlq) + ((topics.passthrough,) if settings.mode == "passthrough" else ()):
-        await topic.maybe_declare()
+        await retry_forever(topic.maybe_declare, what=f"declare {topic.get_topic_name()}", retry_on=RETRYABLE,
+                            base=settings.retry_base, cap=settings.retry_cap, log=logger)
     logger.info("topology mode %s, %d partitions, policy %s %s", settings.mode, settings.partitions,
                 app.policy.version, app.policy.rules)

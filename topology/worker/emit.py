@@ -14,14 +14,17 @@ import logging
 from typing import Callable, Sequence
 
 from aiokafka.errors import KafkaError
+from faust.exceptions import NotReady
 
 from credit_core.kafka_publish import send_batches
 from credit_core.retry import retry_forever
 
 logger = logging.getLogger(__name__)
 
-# Broker trouble is retried; anything else (a bug) propagates to the caller.
-RETRYABLE = (KafkaError, OSError, asyncio.TimeoutError, RuntimeError)
+# Broker trouble is retried, and so is a faust producer not started yet or already stopped (NotReady from a topic
+# declaration): the raw reader can hold a batch at that moment, and its applicants are not at fault. Anything
+# else (a bug) propagates to the caller.
+RETRYABLE = (KafkaError, OSError, asyncio.TimeoutError, RuntimeError, NotReady)
 
 Message = tuple[int, bytes | None, bytes]
 

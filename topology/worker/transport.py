@@ -20,6 +20,7 @@ delivered again). Installed through the transport
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Mapping
 
@@ -38,7 +39,18 @@ def never_committed(committed: Mapping) -> list:
 
 class TopologyConsumerThread(AIOKafkaConsumerThread):
     """faust's aiokafka consumer thread with the app's ``settings.fetch_max_wait_ms``, seeking partitions
-    nobody has committed to their beginning whenever it seeks to the committed offsets (each rebalance)."""
+    nobody has committed to their beginning whenever it seeks to the committed offsets (each rebalance), on an
+    asyncio event loop of its own whatever FAUST_LOOP says.
+
+    uvloop stays the main loop's. Stopping this thread (faust and mode) schedules work on its loop from the
+    main thread while the thread closes that loop; with uvloop that crashed the worker with SIGSEGV inside the
+    thread's ``run_until_complete`` (about one SIGTERM in a hundred during a group join, caught with
+    PYTHONFAULTHANDLER), where asyncio's loop answers with an exception, or runs the callback.
+    """
+
+    def __init__(self, consumer, **kwargs):
+        super().__init__(consumer, thread_loop=asyncio.SelectorEventLoop(), **kwargs)
+        self._close_thread_loop_on_stop = True   # mode closes only the loops it made; this one is ours
 
     def _create_worker_consumer(self, transport):
         consumer = super()._create_worker_consumer(transport)

@@ -46,3 +46,15 @@ def test_configuring_sets_faust_from_the_settings(tmp_path):
     assert app.transport.Consumer is TopologyConsumer
     assert app.pipeline_topics.raw.get_topic_name() == "applicants.raw"
     assert app.emitter.partitions == 6
+
+
+def test_the_consumer_thread_runs_asyncios_loop_while_the_main_loop_is_uvloop(tmp_path):
+    code = ("import asyncio, faust, uvloop\n"
+            "from topology.worker.app import app\n"
+            "asyncio.set_event_loop(asyncio.new_event_loop())\n"
+            "assert isinstance(asyncio.get_event_loop(), uvloop.Loop), type(asyncio.get_event_loop())\n"
+            "thread = app.consumer._thread\n"
+            "assert type(thread.thread_loop) is asyncio.SelectorEventLoop, type(thread.thread_loop)\n"
+            "assert thread._close_thread_loop_on_stop\n")
+    result = _python(code, FAUST_LOOP="uvloop", FAUST_DATADIR=str(tmp_path / "d"))
+    assert result.returncode == 0, result.stderr[-3000:]
