@@ -408,12 +408,16 @@ class Service:
                 break
             if sig == signal.SIGKILL and not self.done_after_sigterm(log_mark):
                 logger.warning("%s (pid %s) ignored SIGTERM for %.0fs; killing", self.name, pid, timeout)
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                break
-            except PermissionError:
-                return StopOutcome(self.name, "failed", pid, f"not allowed to signal it ({_short(pid_cmdline(pid))})")
+            if sig == signal.SIGTERM and getattr(self, "_sigterm_sent_to", None) == (pid, start_time):
+                pass   # already asked (send_signal): a second SIGTERM could land after its handlers are gone
+            else:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    break
+                except PermissionError:
+                    return StopOutcome(self.name, "failed", pid,
+                                       f"not allowed to signal it ({_short(pid_cmdline(pid))})")
             deadline = time.monotonic() + wait
             while alive() and time.monotonic() < deadline:
                 if sig == signal.SIGTERM and self.done_after_sigterm(log_mark):
@@ -951,10 +955,13 @@ class FaustWorker(PythonProcess):
         return None if proc is None else proc.poll()
 
     def send_signal(self, sig: int) -> None:
-        """Send ``sig`` to the running process (SIGTERM without waiting: ``stop`` waits)."""
+        """Send ``sig`` to the running process (SIGTERM without waiting: ``stop`` then waits without sending another,
+        which could arrive once faust has removed its handlers and end the process with -15)."""
         pid = self.pid()
         if pid is not None:
             self._signal(pid, sig)
+            if sig == signal.SIGTERM:
+                self._sigterm_sent_to = (pid, pid_start_time(pid))
 
 
 STAGE_FAILING = ("stalled", "crashed")   # the worker health contract's states that make /health answer 503
