@@ -147,7 +147,8 @@ class KafkaServer(Broker):
         if (self.data_dir / "logs" / "meta.properties").is_file():
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        result = subprocess.run([*self._java(), "kafka.tools.StorageTool", "format", "-t", cluster_id,
+        # --cluster-id=<id>: a base64 id may start with "-", which argparse would read as an option.
+        result = subprocess.run([*self._java(), "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
                                  "-c", str(self.config_file), "--ignore-formatted"],
                                 capture_output=True, text=True)
         if result.returncode != 0:
