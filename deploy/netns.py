@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
+from deploy.services import boot_id, pid_start_time
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_SUBNET_BASE = "10.231"            # hosts get <base>.<n>.<k>/24
@@ -216,23 +218,8 @@ def _answers(address: str) -> bool:
         return False
 
 
-def _boot_id() -> str:
-    with open("/proc/sys/kernel/random/boot_id") as f:
-        return f.read().strip()
-
-
-def _start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot, None when it does not exist."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
-
-
 def _owner_alive(state: dict) -> bool:
-    return state.get("boot_id") == _boot_id() and _start_time(int(state["owner_pid"])) == state["owner_start"]
+    return state.get("boot_id") == boot_id() and pid_start_time(int(state["owner_pid"])) == state["owner_start"]
 
 
 def _state_path(prefix: str) -> str:
@@ -379,7 +366,7 @@ class Network:
 
     def _write_state(self) -> None:
         state = {"prefix": self.prefix, "names": list(self.hosts), "third_octet": self.third_octet,
-                 "owner_pid": os.getpid(), "owner_start": _start_time(os.getpid()), "boot_id": _boot_id(),
+                 "owner_pid": os.getpid(), "owner_start": pid_start_time(os.getpid()), "boot_id": boot_id(),
                  "inodes": self._inodes}
         tmp = _state_path(self.prefix) + ".tmp"
         with open(tmp, "w") as f:
